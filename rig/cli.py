@@ -1,0 +1,94 @@
+"""The ``stimrig`` command line: certify, serve."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rig import __version__
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _suite_path(given: str | None) -> Path:
+    if given:
+        return Path(given)
+    for base in (Path.cwd(), REPO_ROOT):
+        candidate = base / "tests" / "certification"
+        if candidate.is_dir():
+            return candidate
+    raise SystemExit(
+        "stimrig: cannot find the certification suite (tests/certification); run from the stimrig checkout "
+        "or pass --suite PATH"
+    )
+
+
+def _add_bench_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bench", help="bench YAML (default: fixtures/benches/sim.yaml, the simulated bench)")
+    p.add_argument("--fault", help="inject a catalogued firmware defect (simulated bench only)")
+
+
+def cmd_certify(args: argparse.Namespace) -> int:
+    from rig.cli_certify import run_certify
+
+    return run_certify(
+        suite=_suite_path(args.suite),
+        bench=args.bench,
+        target=args.target,
+        fault=args.fault,
+        results_dir=Path(args.results_dir),
+        select=args.k,
+        extra=args.pytest_args,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from rig.cli_serve import run_serve
+
+    return run_serve(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stimrig", description="Test rig and simulator for EMS/TENS stimulators")
+    parser.add_argument("--version", action="version", version=f"stimrig {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("certify", help="run the certification suite (simulated bench by default)")
+    _add_bench_args(c)
+    c.add_argument("--target", choices=("sim", "hw"), help="must match the bench file's target if given")
+    c.add_argument("--results-dir", default="results", help="where the run directory is created (default: results)")
+    c.add_argument("--suite", help="path of the certification suite (default: tests/certification)")
+    c.add_argument("-k", help="only tests matching this pytest -k expression")
+    c.add_argument("pytest_args", nargs="*", help="extra arguments passed to pytest (after --)")
+    c.set_defaults(func=cmd_certify)
+
+    s = sub.add_parser("serve", help="start the virtual bench for external tools and print its addresses")
+    _add_bench_args(s)
+    s.add_argument("--port", type=int, default=5025, help="scope SCPI socket port (default 5025; 0 = any free)")
+    s.add_argument("--bind", default=None, help="address to listen on (default 127.0.0.1)")
+    mode = s.add_mutually_exclusive_group()
+    mode.add_argument("--realtime", dest="realtime", action="store_true", default=True,
+                      help="bench time follows the wall clock (default)")
+    mode.add_argument("--virtual", dest="realtime", action="store_false",
+                      help="bench time advances only while a client waits (deterministic)")
+    s.add_argument("--start", metavar="PROGRAM[:CHANNEL[:mA]]",
+                   help="start a program when the bench comes up, e.g. tens_hf:1:25")
+    s.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    s.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("stimrig: interrupted; outputs stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""``stimrig certify``: run the certification suite with a progress bar and a readable summary."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rig.results import new_run_id
+
+
+def _crash_line(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        return str(crash.message)
+    return str(report.longrepr).strip().splitlines()[-1] if report.longrepr else ""
+
+
+class ProgressReporter:
+    """A pytest plugin object: progress bar while running, then a grouped summary."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]certify"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.description}"), console=console, transient=True,
+        )
+        self.task: Any = None
+        self.outcomes: Counter[str] = Counter()
+        self.problems: dict[str, list[str]] = defaultdict(list)
+        self.per_file: dict[str, Counter[str]] = defaultdict(Counter)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task("", total=len(session.items))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        outcome = None
+        if report.when == "call":
+            outcome = report.outcome
+        elif report.failed:
+            outcome = "error"
+        elif report.when == "setup" and report.skipped:
+            outcome = "skipped"
+        if outcome is None:
+            return
+        self.outcomes[outcome] += 1
+        self.per_file[report.nodeid.split("::")[0]][outcome] += 1
+        if outcome in ("failed", "error"):
+            self.problems[f"{outcome.upper()}: {_crash_line(report)}"].append(report.nodeid)
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, advance=1, description=nodeid.split("::")[-1][:60])
+
+    def pytest_sessionfinish(self) -> None:
+        self.progress.stop()
+
+
+def run_certify(
+    *, suite: Path, bench: str | None, target: str | None, fault: str | None, results_dir: Path,
+    select: str | None, extra: list[str],
+) -> int:
+    console = Console(stderr=False)
+    run_id = new_run_id()
+    args = [str(suite), "-p", "no:terminal", "-p", "no:cacheprovider", "--results-dir", str(results_dir),
+            "--stimrig-run-id", run_id, "--alluredir", str(results_dir / run_id / "allure-results")]
+    if bench:
+        args += ["--bench", bench]
+    if target:
+        args += ["--target", target]
+    if fault:
+        args += ["--fault", fault]
+    if select:
+        args += ["-k", select]
+    args += extra
+    reporter = ProgressReporter(console)
+    exit_code = int(pytest.main(args, plugins=[reporter]))
+    _summarise(console, reporter, exit_code, results_dir / run_id)
+    return exit_code
+
+
+def _summarise(console: Console, rep: ProgressReporter, exit_code: int, run_dir: Path) -> None:
+    if exit_code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR) and not rep.outcomes:
+        console.print("[red]stimrig certify: the run did not start (see the message above); nothing was switched on")
+        return
+    table = Table(title="stimrig certification summary")
+    table.add_column("test file")
+    for col in ("passed", "failed", "error", "skipped"):
+        table.add_column(col, justify="right")
+    for path, counts in sorted(rep.per_file.items()):
+        table.add_row(path, *(str(counts.get(c, 0)) for c in ("passed", "failed", "error", "skipped")))
+    console.print(table)
+    for message, nodes in rep.problems.items():
+        head = message if len(message) < 600 else message[:600] + " ..."
+        console.print(f"[red]{len(nodes)} test(s) {head}")
+        for node in nodes[:5]:
+            console.print(f"    {node}")
+        if len(nodes) > 5:
+            console.print(f"    ... and {len(nodes) - 5} more")
+    verdict = "[green]PASSED" if exit_code == 0 else "[red]NOT PASSED"
+    totals = ", ".join(f"{n} {k}" for k, n in sorted(rep.outcomes.items()))
+    console.print(f"{verdict}[/] ({totals})")
+    if run_dir.exists():
+        console.print(f"results: {run_dir}  (results.jsonl, captures/, allure-results/)")

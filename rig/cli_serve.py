@@ -1,0 +1,79 @@
+"""``stimrig serve``: run the virtual bench for external tools (pyvisa scripts, terminal programs)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+import time
+
+from rig.config.loader import FIXTURES_DIR, load_bench, load_device, load_programs
+from rig.errors import StimrigError
+from rig.protocol.messages import StartRequest
+
+
+def _parse_start(spec: str) -> tuple[str, int, float | None]:
+    parts = spec.split(":")
+    if not 1 <= len(parts) <= 3 or not parts[0]:
+        raise StimrigError(f"--start {spec!r}: expected PROGRAM[:CHANNEL[:mA]], e.g. tens_hf:1:25")
+    try:
+        channel = int(parts[1]) if len(parts) > 1 else 1
+        amplitude = float(parts[2]) if len(parts) > 2 else None
+    except ValueError:
+        raise StimrigError(f"--start {spec!r}: CHANNEL must be an integer and mA a number") from None
+    return parts[0], channel, amplitude
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from simulator.bench import VirtualBench
+    from simulator.stimulator.firmware import Refusal
+
+    try:
+        config = load_bench(args.bench or FIXTURES_DIR / "benches" / "sim.yaml")
+        if not config.simulated:
+            raise StimrigError(f"{config.path}: stimrig serve needs a simulated bench (target: sim)")
+        device = load_device(config.device)
+        programs = load_programs()
+        start = _parse_start(args.start) if args.start else None
+        vbench = VirtualBench(config, device, programs, fault=args.fault, realtime=args.realtime,
+                              scope_port=args.port, bind=args.bind)
+    except StimrigError as exc:
+        print(f"stimrig serve: {exc}")
+        return 2
+    try:
+        res = vbench.start()
+    except OSError as exc:
+        print(f"stimrig serve: cannot listen on {args.bind or '127.0.0.1'}:{args.port}: {exc} (try --port 0)")
+        return 2
+    try:
+        print(f"stimrig virtual bench ({'real-time' if vbench.realtime else 'virtual time'}), seed {config.seed}"
+              + (f", fault {vbench.fault}" if vbench.fault else "") + "  [SIMULATED]")
+        print(f"  oscilloscope (Keysight SCPI socket): {res.scope_resource}")
+        print(f"  stimulator {device.model} serial port: {res.dut_port}")
+        print(f"  scope CH1 probes the measurement load ({', '.join(config.load.loads_ohm)}), 10:1 probe")
+        if start is not None:
+            prog_id, channel, amplitude = start
+            prog = next((p for p in programs if p.id == prog_id), None)
+            if prog is None:
+                raise StimrigError(f"--start: no program {prog_id!r}; have {[p.id for p in programs]}")
+            first_load = next(iter(config.load.loads_ohm))
+            vbench.loadbox.connect(channel, first_load)
+            with vbench.clock.lock:
+                vbench.firmware.start(StartRequest(program=prog_id, channels=[channel],
+                                                   amplitude_mA=amplitude or prog.amplitude_mA))
+            print(f"  started {prog_id} on channel {channel} into {first_load}")
+        print("Ctrl-C stops the bench (all outputs off).", flush=True)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        deadline = None if args.duration is None else time.monotonic() + args.duration
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            stop.wait(0.2)
+    except (StimrigError, Refusal) as exc:
+        print(f"stimrig serve: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        pass
+    finally:
+        vbench.stop()
+        print("stimrig serve: stopped; all outputs off", flush=True)
+    return 0

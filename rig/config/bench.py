@@ -1,0 +1,112 @@
+"""Bench fixture: which instruments and DUT ports make up a bench, its ceiling and its seed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+AUTO = "auto"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScopeConfig(_Strict):
+    driver: Literal["auto", "keysight_infiniivision"] = "auto"
+    resource: str = Field(min_length=1, description="VISA resource string, or 'auto' on a simulated bench")
+    visa_library: str = Field(default="@py", description="pyvisa backend: '@py' or a VISA library path")
+    timeout_s: float = Field(default=5.0, gt=0, le=600)
+    measure_channel: int = Field(default=1, ge=1, le=4, description="channel probing the measurement load")
+    probe_attenuation: float = Field(default=10.0, gt=0, description="attenuation of the probe wired on it")
+
+
+class DutConfig(_Strict):
+    transport: Literal["serial"] = "serial"
+    port: str = Field(min_length=1, description="serial port path or pyserial URL, or 'auto' when simulated")
+    baudrate: int = Field(default=115200, gt=0)
+    reply_timeout_s: float = Field(default=1.0, gt=0, le=60)
+
+
+class FixedLoad(_Strict):
+    load: str
+    dut_channel: int = Field(ge=1)
+
+
+class LoadConfig(_Strict):
+    kind: Literal["simulated", "fixed"]
+    loads_ohm: dict[str, float] = Field(min_length=1, description="named measurement loads the bench has")
+    fixed: FixedLoad | None = None
+
+    @field_validator("loads_ohm")
+    @classmethod
+    def _positive(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, ohms in v.items():
+            if not ohms > 0:
+                raise ValueError(f"load {name!r} must be a positive resistance in ohm, got {ohms}")
+        return v
+
+    @model_validator(mode="after")
+    def _fixed_known(self) -> LoadConfig:
+        if self.kind == "fixed":
+            if self.fixed is None:
+                raise ValueError("a 'fixed' load needs fixed.load and fixed.dut_channel")
+            if self.fixed.load not in self.loads_ohm:
+                raise ValueError(f"fixed.load {self.fixed.load!r} is not one of loads_ohm {list(self.loads_ohm)}")
+        return self
+
+
+class SimulatorConfig(_Strict):
+    bind: str = Field(default="127.0.0.1", description="address the emulated instruments listen on")
+    scope_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port")
+    scope_model: str = "fixtures/instruments/keysight_dsox3034t.yaml"
+    fault: str | None = Field(default=None, description="name of a seeded firmware defect to inject")
+    realtime: bool = False
+
+
+class BenchConfig(_Strict):
+    schema_: Literal["stimrig.bench/1"] = Field(alias="schema")
+    name: str = Field(min_length=1)
+    target: Literal["sim", "hw"]
+    seed: int = Field(ge=0, lt=2**63)
+    amplitude_ceiling_mA: float = Field(gt=0, le=200, description="the rig never commands more than this")
+    device: Path = Field(description="device model fixture of the DUT (limits and tolerances)")
+    scope: ScopeConfig
+    dut: DutConfig
+    load: LoadConfig
+    simulator: SimulatorConfig | None = None
+    path: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("device")
+    @classmethod
+    def _device_exists(cls, v: Path, info: ValidationInfo) -> Path:
+        from rig.config.loader import resolve_fixture
+
+        ctx = info.context or {}
+        resolved = resolve_fixture(v, ctx.get("path"))
+        if not resolved.is_file():
+            raise ValueError(f"device fixture {str(v)!r} not found (expected a file under fixtures/devices/)")
+        return resolved
+
+    @model_validator(mode="after")
+    def _target_consistent(self, info: ValidationInfo) -> BenchConfig:
+        if self.target == "hw":
+            if self.scope.resource == AUTO or self.dut.port == AUTO:
+                raise ValueError("a hardware bench needs a real scope.resource and dut.port, not 'auto'")
+            if self.load.kind == "simulated":
+                raise ValueError("a hardware bench cannot use a 'simulated' load")
+            if self.simulator is not None:
+                raise ValueError("'simulator' settings belong only to a bench with target: sim")
+        else:
+            if self.load.kind != "simulated":
+                raise ValueError("a simulated bench uses load.kind: simulated")
+        ctx = info.context or {}
+        if ctx.get("path") is not None:
+            object.__setattr__(self, "path", Path(ctx["path"]))
+        return self
+
+    @property
+    def simulated(self) -> bool:
+        return self.target == "sim"

@@ -1,0 +1,99 @@
+"""Device model fixture: channel count, output stage, hard limits and tolerances, each with its source."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Identity(_Strict):
+    serial: str = Field(min_length=1)
+    firmware_version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+
+
+class OutputStage(_Strict):
+    regulation: Literal["constant_current"] = "constant_current"
+    compliance_voltage_V: float = Field(gt=0, le=500)
+    rise_time_us: float = Field(gt=0, le=100, description="10-90 % rise time of the output stage")
+    command_latency_ms: float = Field(ge=0, le=1000, description="firmware time to process one command")
+
+
+class Limits(_Strict):
+    max_amplitude_mA: float = Field(gt=0, le=200)
+    amplitude_resolution_mA: float = Field(gt=0, le=10)
+    min_phase_us: float = Field(gt=0)
+    max_phase_us: float = Field(gt=0, le=100_000)
+    min_frequency_Hz: float = Field(gt=0)
+    max_frequency_Hz: float = Field(gt=0, le=10_000)
+    max_interphase_gap_us: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Limits:
+        if self.min_phase_us > self.max_phase_us:
+            raise ValueError("min_phase_us must not exceed max_phase_us")
+        if self.min_frequency_Hz > self.max_frequency_Hz:
+            raise ValueError("min_frequency_Hz must not exceed max_frequency_Hz")
+        return self
+
+
+class Tolerances(_Strict):
+    amplitude_pct: float = Field(gt=0, le=50)
+    amplitude_floor_mA: float = Field(ge=0)
+    frequency_pct: float = Field(gt=0, le=50)
+    phase_duration_pct: float = Field(gt=0, le=50)
+    phase_duration_floor_us: float = Field(ge=0)
+    max_net_charge_uC: float = Field(gt=0)
+
+    def amplitude_band_mA(self, nominal_mA: float) -> float:
+        """Half-width of the acceptance band: the larger of the relative and the absolute term."""
+        return max(abs(nominal_mA) * self.amplitude_pct / 100.0, self.amplitude_floor_mA)
+
+    def phase_band_us(self, nominal_us: float) -> float:
+        return max(nominal_us * self.phase_duration_pct / 100.0, self.phase_duration_floor_us)
+
+    def frequency_band_Hz(self, nominal_Hz: float) -> float:
+        return nominal_Hz * self.frequency_pct / 100.0
+
+
+class Electrode(_Strict):
+    min_area_cm2: float = Field(gt=0, description="conductive area of the smallest electrode offered")
+
+
+SOURCED_SECTIONS = ("output", "limits", "tolerances", "electrode")
+
+
+class DeviceModel(_Strict):
+    schema_: Literal["stimrig.device/1"] = Field(alias="schema")
+    model: str = Field(min_length=1)
+    manufacturer: str = Field(min_length=1)
+    description: str = ""
+    channels: int = Field(ge=1, le=16)
+    identity: Identity
+    output: OutputStage
+    limits: Limits
+    tolerances: Tolerances
+    electrode: Electrode
+    sources: dict[str, str] = Field(
+        description="for every numeric field of output/limits/tolerances/electrode: where the number comes from"
+    )
+
+    @model_validator(mode="after")
+    def _every_number_has_a_source(self) -> DeviceModel:
+        for section in SOURCED_SECTIONS:
+            block = getattr(self, section)
+            for name, value in block:
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    key = f"{section}.{name}"
+                    if not self.sources.get(key, "").strip():
+                        raise ValueError(
+                            f"sources['{key}'] is missing: every limit and tolerance must name its source"
+                        )
+        return self
+
+    def source_of(self, key: str) -> str:
+        return self.sources.get(key, "unsourced")

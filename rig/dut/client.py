@@ -1,0 +1,66 @@
+"""Request/reply client of the stimulator protocol over any byte stream (serial now, BLE later)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from rig.errors import DeviceRefused, DutError, ProtocolError
+from rig.protocol.framing import Frame, FrameDecoder, FrameError, encode_frame
+from rig.protocol.messages import MsgType, reply_type
+
+
+class ByteStream(Protocol):
+    def write(self, data: bytes) -> Any: ...
+
+    def read_available(self, timeout_s: float) -> bytes:
+        """Whatever arrived within ``timeout_s`` (possibly nothing)."""
+        ...
+
+
+class ProtocolClient:
+    def __init__(self, stream: ByteStream, port: str, reply_timeout_s: float) -> None:
+        self.stream = stream
+        self.port = port
+        self.reply_timeout_s = reply_timeout_s
+        self._decoder = FrameDecoder()
+        self._seq = 0
+
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) % 256
+        return self._seq
+
+    def request(self, kind: MsgType, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Send one request and return the reply payload; refuse, time out or fail loudly."""
+        frame = Frame(int(kind), self._next_seq(), payload or {})
+        reply = self.transact(encode_frame(frame), kind.name, frame.seq)
+        if reply.msg_type == MsgType.ERROR:
+            p = reply.payload
+            raise DeviceRefused(
+                self.port, kind.name, int(p.get("code", -1)), str(p.get("name", "?")), str(p.get("detail", ""))
+            )
+        if reply.msg_type != reply_type(kind):
+            raise ProtocolError(
+                f"{self.port}: reply to {kind.name} has type {reply.msg_type:#04x} "
+                f"(expected {reply_type(kind):#04x})"
+            )
+        return reply.payload
+
+    def transact(self, raw: bytes, what: str, seq: int | None) -> Frame:
+        """Write raw bytes and wait for the reply frame carrying ``seq`` (or any reply if None)."""
+        self.stream.write(raw)
+        deadline = time.monotonic() + self.reply_timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DutError(
+                    f"{self.port}: no reply to {what} within {self.reply_timeout_s:g} s "
+                    "(expected a reply frame: is the stimulator powered, and on this port?)"
+                )
+            data = self.stream.read_available(min(remaining, 0.05))
+            for item in self._decoder.feed(data):
+                if isinstance(item, FrameError):
+                    raise ProtocolError(f"{self.port}: reply to {what} is corrupt: {item.detail}")
+                if item.msg_type == MsgType.ERROR or seq is None or item.seq == seq:
+                    return item
+                # a stale reply to an earlier, abandoned request: skip it

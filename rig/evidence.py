@@ -1,0 +1,95 @@
+"""Capture evidence: compressed raw data and a labelled PNG plot, saved with the results and
+attached to the allure results."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rig.capture import Capture
+
+PLOT_POINTS = 4000
+
+
+def capture_npz(capture: Capture) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf,
+        samples=capture.samples,
+        x_increment_s=capture.x_increment_s,
+        x_origin_s=capture.x_origin_s,
+        y_increment_V=capture.y_increment_V,
+        y_origin_V=capture.y_origin_V,
+        y_reference=capture.y_reference,
+        channel=capture.channel,
+    )
+    return buf.getvalue()
+
+
+def _envelope(t: np.ndarray, y: np.ndarray, points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Min/max decimation so that narrow pulses stay visible in a long record."""
+    if y.size <= points:
+        return t, y
+    step = y.size // (points // 2)
+    n = (y.size // step) * step
+    blocks = y[:n].reshape(-1, step)
+    tb = t[:n:step]
+    lo, hi = blocks.min(axis=1), blocks.max(axis=1)
+    return np.repeat(tb, 2), np.column_stack([lo, hi]).ravel()
+
+
+def capture_png(capture: Capture, title: str, labels: dict[str, Any], *, scale: float = 1.0, unit: str = "V") -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t, y = _envelope(capture.times(), capture.volts() * scale, PLOT_POINTS)
+    fig, ax = plt.subplots(figsize=(9, 4.2), dpi=100)
+    span = capture.duration_s
+    tscale, tunit = (1e3, "ms") if span >= 2e-3 else (1e6, "us")
+    ax.plot(t * tscale, y, lw=0.8, color="tab:blue")
+    ax.axhline(0.0, color="0.5", lw=0.6, ls="--", label="baseline (0)")
+    ax.set_xlabel(f"time from trigger ({tunit})")
+    ax.set_ylabel(unit)
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    text = "\n".join(f"{k}: {v}" for k, v in labels.items())
+    ax.text(1.01, 1.0, text, transform=ax.transAxes, va="top", fontsize=7, family="monospace")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class CaptureEvidence:
+    """A capture rendered once as evidence: raw data (.npz) and a labelled plot (.png)."""
+
+    name: str
+    npz: bytes
+    png: bytes
+
+    @classmethod
+    def render(
+        cls, capture: Capture, name: str, title: str, labels: dict[str, Any], *, scale: float = 1.0, unit: str = "V"
+    ) -> CaptureEvidence:
+        return cls(name, capture_npz(capture), capture_png(capture, title, labels, scale=scale, unit=unit))
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        for suffix, data in ((".npz", self.npz), (".png", self.png)):
+            target = directory / f"{self.name}{suffix}"
+            if not target.exists():
+                target.write_bytes(data)
+
+    def attach(self) -> None:
+        import allure
+
+        allure.attach(self.npz, name=f"{self.name} (raw capture, npz)", extension="npz")
+        allure.attach(self.png, name=f"{self.name} (plot)", attachment_type=allure.attachment_type.PNG)

@@ -1,0 +1,160 @@
+"""The narrow protocols the certification suite talks to.
+
+Each is implemented by a real driver (pyvisa, pyserial, ...) and by the virtual bench. Tests only
+ever see these; whether a bench is simulated is a property they may read, never a branch they need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from rig.capture import Capture
+
+
+@dataclass(frozen=True)
+class InstrumentIdentity:
+    manufacturer: str
+    model: str
+    serial: str
+    firmware: str
+
+    @classmethod
+    def from_idn(cls, idn: str) -> InstrumentIdentity:
+        parts = [p.strip() for p in idn.strip().split(",")]
+        if len(parts) != 4 or not all(parts[:2]):
+            raise ValueError(f"*IDN? reply {idn!r} is not 'manufacturer,model,serial,firmware'")
+        return cls(*parts)
+
+    def __str__(self) -> str:
+        return f"{self.manufacturer} {self.model} (s/n {self.serial}, fw {self.firmware})"
+
+
+@dataclass(frozen=True)
+class ChannelSetup:
+    channel: int
+    scale_V_per_div: float
+    offset_V: float = 0.0
+    probe_attenuation: float = 10.0
+
+
+@dataclass(frozen=True)
+class TriggerSetup:
+    source_channel: int
+    level_V: float
+    slope: Literal["positive", "negative"] = "positive"
+    sweep: Literal["normal", "auto"] = "normal"
+
+
+@dataclass(frozen=True)
+class AcquisitionSetup:
+    """What to capture: vertical set-up per channel, timebase, trigger and record length.
+
+    ``time_reference`` is where the trigger sits on screen (Keysight :TIMebase:REFerence);
+    ``time_position_s`` delays the reference from the trigger (:TIMebase:POSition).
+    """
+
+    channels: tuple[ChannelSetup, ...]
+    time_scale_s_per_div: float
+    trigger: TriggerSetup
+    points: int
+    time_reference: Literal["left", "center", "right"] = "left"
+    time_position_s: float = 0.0
+
+
+@runtime_checkable
+class Oscilloscope(Protocol):
+    @property
+    def resource(self) -> str: ...
+
+    def identity(self) -> InstrumentIdentity: ...
+
+    def configure(self, setup: AcquisitionSetup) -> None:
+        """Apply the set-up, then drain the error queue; raise InstrumentError if it is not empty."""
+
+    def single(self, timeout_s: float) -> None:
+        """Arm one acquisition and wait until it has triggered and completed, or raise InstrumentError."""
+
+    def read_waveform(self, channel: int) -> Capture: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    model: str
+    serial: str
+    firmware_version: str
+    protocol_version: int
+    channels: int
+
+
+@dataclass(frozen=True)
+class ChannelStatus:
+    channel: int
+    state: str  # "idle" | "ramp_up" | "on" | "off_phase" | "ramp_down" | "stopped" | "fault"
+    program: str | None
+    amplitude_mA: float  # present output amplitude (envelope), not the set-point
+    target_mA: float
+    elapsed_s: float
+
+
+@runtime_checkable
+class DutLink(Protocol):
+    """Command link to the stimulator (serial now; BLE later). Enforces the bench's amplitude ceiling."""
+
+    @property
+    def port(self) -> str: ...
+
+    def identify(self) -> DeviceIdentity: ...
+
+    def list_programs(self) -> list[str]: ...
+
+    def start(self, program: str, channels: list[int], amplitude_mA: float) -> None: ...
+
+    def set_amplitude(self, channel: int, amplitude_mA: float) -> None: ...
+
+    def stop(self, channels: list[int] | None = None) -> None: ...
+
+    def emergency_stop(self) -> None: ...
+
+    def status(self) -> list[ChannelStatus]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class LoadBox(Protocol):
+    """Connects one DUT channel to a named measurement load that the scope probes."""
+
+    def loads(self) -> dict[str, float]: ...
+
+    def connect(self, dut_channel: int, load: str) -> None: ...
+
+    @property
+    def connected(self) -> tuple[int, str] | None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """The bench's notion of time: virtual on a simulated bench, wall-clock on a real one."""
+
+    def now(self) -> float: ...
+
+    def wait(self, seconds: float) -> None: ...
+
+
+@runtime_checkable
+class Bench(Protocol):
+    @property
+    def simulated(self) -> bool: ...
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def describe(self) -> dict[str, Any]: ...

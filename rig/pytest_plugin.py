@@ -1,0 +1,271 @@
+"""stimrig's pytest plugin (registered through the ``pytest11`` entry point).
+
+Options: ``--target sim|hw``, ``--bench PATH``, ``--fault NAME`` (simulated bench only),
+``--results-dir DIR``. Fixtures: ``bench``, ``dut``, ``scope``, ``load``, ``device_model``,
+``measure``; tests asking for ``program`` / ``channel`` are parametrized over the programs in
+the fixtures and the device's channels. Markers ``sim_only`` / ``hw_only`` skip with a reason.
+
+Fail-safe rules enforced here:
+- every fixture file is validated before the first test; a bad one stops the run with one line;
+- a test that takes measurements fails if any is out of limits, and a test that asks for
+  ``measure`` but records nothing fails too (it proved nothing);
+- every output is stopped after each test, at the end of the session, and on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rig.bench.session import RigBench
+from rig.config.loader import FIXTURES_DIR
+from rig.errors import FixtureError
+from rig.measurements import MeasuredValue, Measurement, MeasurementSet
+from rig.results import ResultsLog, new_run_id
+
+DEFAULT_SIM_BENCH = FIXTURES_DIR / "benches" / "sim.yaml"
+
+
+@dataclass
+class StimrigState:
+    bench_path: Path
+    target: str | None
+    fault: str | None
+    programs_dir: Path | None
+    results_root: Path
+    rig: RigBench | None = None
+    run_id: str = field(default_factory=new_run_id)
+    log: ResultsLog | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def load(self) -> RigBench:
+        """Validate every fixture the run needs (bench, device, programs, fault) exactly once."""
+        if self.rig is None:
+            rig = RigBench.from_files(self.bench_path, programs_dir=self.programs_dir, fault=self.fault)
+            if self.target is not None and rig.config.target != self.target:
+                raise FixtureError(
+                    f"{self.bench_path}: field 'target' is {rig.config.target!r} but --target {self.target} "
+                    "was given (expected the bench file to match the requested target)"
+                )
+            self.rig = rig
+        return self.rig
+
+    def results(self) -> ResultsLog:
+        if self.log is None:
+            rig = self.load()
+            self.log = ResultsLog(self.results_root / self.run_id, simulated=rig.simulated)
+            self.log.write("run_start", run_id=self.run_id, **rig.describe())
+        return self.log
+
+
+STATE_KEY = pytest.StashKey[StimrigState]()
+MEASURE_KEY = pytest.StashKey[MeasurementSet]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("stimrig", "stimrig bench selection")
+    group.addoption("--target", choices=("sim", "hw"), default=None, help="run against the simulated or a real bench")
+    group.addoption("--bench", default=None, help=f"bench YAML (default for sim: {DEFAULT_SIM_BENCH})")
+    group.addoption("--fault", default=None, help="inject a catalogued firmware defect (simulated bench only)")
+    group.addoption("--programs-dir", default=None, help="directory of program fixtures (default fixtures/programs)")
+    group.addoption("--results-dir", default="results", help="where run directories are created")
+    group.addoption("--stimrig-run-id", default=None, help="name of the run directory (default: UTC time + random)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sim_only(reason): runs only on a simulated bench")
+    config.addinivalue_line("markers", "hw_only(reason): runs only on a real bench")
+    target = config.getoption("target")
+    bench = config.getoption("bench")
+    if bench is None:
+        if target == "hw":
+            raise pytest.UsageError("--target hw needs --bench FILE naming the real bench's YAML")
+        bench_path = DEFAULT_SIM_BENCH
+    else:
+        bench_path = Path(bench)
+    programs_dir = config.getoption("programs_dir")
+    state = StimrigState(
+        bench_path=bench_path,
+        target=target,
+        fault=config.getoption("fault"),
+        programs_dir=Path(programs_dir) if programs_dir else None,
+        results_root=Path(config.getoption("results_dir")),
+    )
+    if config.getoption("stimrig_run_id"):
+        state.run_id = config.getoption("stimrig_run_id")
+    config.stash[STATE_KEY] = state
+    if target is not None or bench is not None or state.fault is not None:
+        # Explicit bench selection: validate now, before collection and before any output.
+        try:
+            state.load()
+        except FixtureError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+
+def _state(config: pytest.Config) -> StimrigState:
+    return config.stash[STATE_KEY]
+
+
+def _loaded(config: pytest.Config) -> RigBench:
+    try:
+        return _state(config).load()
+    except FixtureError as exc:
+        pytest.exit(f"stimrig: {exc}", returncode=4)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    names = metafunc.fixturenames
+    if "program" in names:
+        rig = _loaded(metafunc.config)
+        metafunc.parametrize("program", rig.programs, ids=[p.id for p in rig.programs], scope="function")
+    if "channel" in names:
+        rig = _loaded(metafunc.config)
+        chans = list(range(1, rig.device.channels + 1))
+        metafunc.parametrize("channel", chans, ids=[f"ch{c}" for c in chans], scope="function")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    wants_bench = [i for i in items if {"bench", "dut", "scope", "load"} & set(getattr(i, "fixturenames", ()))]
+    if not wants_bench:
+        return
+    rig = _loaded(config)  # validate before any test runs, and so before any output is switched on
+    for item in wants_bench:
+        for marker, needed in (("sim_only", True), ("hw_only", False)):
+            m = item.get_closest_marker(marker)
+            if m is not None and rig.simulated != needed:
+                reason = m.args[0] if m.args else m.kwargs.get("reason", "")
+                where = "a simulated" if needed else "a real (hw)"
+                item.add_marker(pytest.mark.skip(reason=f"needs {where} bench{': ' + reason if reason else ''}"))
+
+
+# ---- fixtures -------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def bench(request: pytest.FixtureRequest) -> Iterator[RigBench]:
+    state = _state(request.config)
+    rig = _loaded(request.config)
+    rig.start()
+    state.results()
+    try:
+        yield rig
+    finally:
+        rig.close()
+
+
+@pytest.fixture
+def dut(bench: RigBench) -> Iterator[Any]:
+    """The DUT link; every output is stopped when the test ends, however it ends."""
+    link = bench.dut
+    try:
+        yield link
+    finally:
+        bench.outputs_off()
+
+
+@pytest.fixture
+def scope(bench: RigBench) -> Any:
+    return bench.scope
+
+
+@pytest.fixture
+def load(bench: RigBench) -> Any:
+    return bench.load
+
+
+@pytest.fixture
+def device_model(bench: RigBench) -> Any:
+    return bench.device
+
+
+class Recorder:
+    """``measure(Measurement(...), value, **context)``: records (and logs at once) one measured value."""
+
+    def __init__(self, item: pytest.Item, state: StimrigState, mset: MeasurementSet) -> None:
+        self.item = item
+        self.state = state
+        self.mset = mset
+
+    def __call__(self, measurement: Measurement, value: float, **context: Any) -> MeasuredValue:
+        mv = self.mset.take(measurement, value, **context)
+        self.state.results().write("measurement", test=self.item.nodeid, **mv.record())
+        return mv
+
+    @property
+    def results_dir(self) -> Path:
+        return self.state.results().directory
+
+
+@pytest.fixture
+def measure(request: pytest.FixtureRequest, bench: RigBench) -> Recorder:
+    mset = MeasurementSet()
+    request.node.stash[MEASURE_KEY] = mset
+    return Recorder(request.node, _state(request.config), mset)
+
+
+# ---- verdicts and records -------------------------------------------------------------------------
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    result = yield
+    mset = item.stash.get(MEASURE_KEY, None)
+    if mset is not None:
+        failures = mset.failures
+        if failures:
+            lines = "\n".join("  " + f.describe() for f in failures)
+            raise AssertionError(f"{len(failures)} measurement(s) out of limits:\n{lines}")
+        if not mset.values:
+            raise AssertionError("the test recorded no measurement, so it proved nothing (a PASS needs one)")
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    state = item.config.stash.get(STATE_KEY, None)
+    if state is None or state.log is None:
+        return report
+    if report.when == "call" or report.outcome != "passed":
+        outcome = report.outcome if report.when == "call" else ("error" if report.failed else report.outcome)
+        state.counts[outcome] = state.counts.get(outcome, 0) + 1
+        message = "" if report.passed else str(report.longrepr.reprcrash.message) if hasattr(
+            report.longrepr, "reprcrash"
+        ) and report.longrepr.reprcrash else str(report.longrepr)[-2000:]
+        state.log.write(
+            "test_result",
+            test=item.nodeid,
+            phase=report.when,
+            outcome=outcome,
+            duration_s=round(report.duration, 4),
+            message=message,
+        )
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = session.config.stash.get(STATE_KEY, None)
+    if state is None:
+        return
+    if state.rig is not None:
+        state.rig.close()  # idempotent: also covers Ctrl-C, where fixtures may not have torn down
+    if state.log is not None:
+        state.log.write("run_end", exit_status=int(exitstatus), counts=state.counts)
+        state.log.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(STATE_KEY, None)
+    if state is None or state.log is None or state.rig is None:
+        return
+    rig = state.rig
+    mark = "SIMULATED - not evidence for a real device" if rig.simulated else "HARDWARE"
+    terminalreporter.section("stimrig")
+    terminalreporter.write_line(f"bench: {rig.config.name} [{mark}]")
+    terminalreporter.write_line(f"seed: {rig.seed}" + (f"   fault: {rig.fault}" if rig.fault else ""))
+    terminalreporter.write_line(f"results: {state.log.directory}")
+
+
+def finite(value: float) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)

@@ -1,0 +1,1 @@
+"""The virtual bench: simpy models of the stimulator, loads and instruments, served over real protocols."""

@@ -1,0 +1,145 @@
+"""The virtual bench: one simulated stimulator, its loads, and the instruments that observe it.
+
+It owns the simpy clock and the seeded random streams, serves the device protocol on a pty and the
+scope over SCPI/TCP, and is the ScopeHost the emulated scope renders captures from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rig.config.bench import BenchConfig
+from rig.config.device import DeviceModel
+from rig.config.loader import resolve_fixture
+from rig.config.program import Program
+from simulator.clock import SimClock
+from simulator.device_server import PtyDeviceServer
+from simulator.faults import firmware_class
+from simulator.loadbox import SimLoadBox
+from simulator.rng import SeededStreams
+from simulator.stimulator.output_stage import load_voltage_V
+
+MEASURE_PROBE_ATTENUATION = 10.0  # the 10:1 passive probe wired across the measurement load
+
+
+@dataclass(frozen=True)
+class SimResources:
+    scope_resource: str
+    dut_port: str
+
+
+class _LoadVoltage:
+    """Voltage across the measurement load, from the routed channel's pulse schedule."""
+
+    def __init__(self, bench: VirtualBench) -> None:
+        self.bench = bench
+
+    def render(self, t0_s: float, dt_s: float, n: int) -> np.ndarray:
+        b = self.bench
+        with b.clock.lock:
+            route = b.loadbox.route
+            if route is None:
+                return np.zeros(n)
+            channel, load = route
+            current = b.firmware.channels[channel].schedule.render_mA(t0_s, dt_s, n)
+            ohm = b.loadbox.loads()[load]
+        return load_voltage_V(current, ohm, b.device.output.compliance_voltage_V)
+
+
+class VirtualBench:
+    def __init__(
+        self,
+        config: BenchConfig,
+        device: DeviceModel,
+        programs: list[Program],
+        *,
+        fault: str | None = None,
+        realtime: bool | None = None,
+        scope_port: int | None = None,
+        bind: str | None = None,
+    ) -> None:
+        sim = config.simulator
+        self.config = config
+        self.device = device
+        self.fault = fault if fault is not None else (sim.fault if sim else None)
+        self.realtime = realtime if realtime is not None else (sim.realtime if sim else False)
+        self.bind = bind or (sim.bind if sim else "127.0.0.1")
+        self.scope_port = scope_port if scope_port is not None else (sim.scope_port if sim else 0)
+        self.scope_model_path = resolve_fixture(
+            sim.scope_model if sim else "fixtures/instruments/keysight_dsox3034t.yaml", config.path
+        )
+        self.rngs = SeededStreams(config.seed)
+        self.clock = SimClock(realtime=self.realtime)
+        self.firmware = firmware_class(self.fault)(self.clock.env, device, {p.id: p for p in programs})
+        self.loadbox = SimLoadBox(config.load.loads_ohm, device.channels)
+        self._signal = _LoadVoltage(self)
+        self.device_server = PtyDeviceServer(self.clock, self.firmware)
+        self._scope_server: Any = None
+        self.resources: SimResources | None = None
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> SimResources:
+        from simulator.instruments.serve import serve_keysight
+
+        port = self.device_server.start()
+        self._scope_server = serve_keysight(self, self.scope_model_path, self.bind, self.scope_port)
+        resource = f"TCPIP0::{self.bind}::{self._scope_server.port}::SOCKET"
+        self.resources = SimResources(scope_resource=resource, dut_port=port)
+        return self.resources
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.emergency_stop_outputs()
+        if self._scope_server is not None:
+            self._scope_server.stop()
+            self._scope_server = None
+        self.device_server.stop()
+        self.clock.close()
+
+    def __enter__(self) -> VirtualBench:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- bench-side safety net ----------------------------------------------------------------
+    def emergency_stop_outputs(self) -> None:
+        with self.clock.lock:
+            self.firmware.emergency_stop()
+
+    def output_amplitudes_mA(self) -> dict[int, float]:
+        with self.clock.lock:
+            now = self.clock.now()
+            return {n: ch.schedule.envelope_mA(now) for n, ch in self.firmware.channels.items()}
+
+    # ---- ScopeHost ----------------------------------------------------------------------------
+    def now(self) -> float:
+        return self.clock.now()
+
+    def advance_to(self, t_s: float) -> None:
+        self.clock.advance_to(t_s)
+
+    def signal(self, channel: int) -> _LoadVoltage | None:
+        return self._signal if channel == 1 else None
+
+    def probe_attenuation(self, channel: int) -> float:
+        return MEASURE_PROBE_ATTENUATION
+
+    def rng(self, stream: str) -> np.random.Generator:
+        return self.rngs(stream)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "simulated": True,
+            "seed": self.config.seed,
+            "fault": self.fault,
+            "realtime": self.realtime,
+            "device_model": self.device.model,
+            "random_streams": self.rngs.streams,
+            "bench_time_s": self.clock.now(),
+        }

@@ -1,0 +1,84 @@
+"""The virtual bench's clock: a simpy Environment that advances only while the rig waits.
+
+Virtual mode (default): nothing runs between requests; time moves when the rig waits explicitly
+(``advance_to``), waits for a reply (``run_process``) or waits for a scope trigger. Runs are
+therefore deterministic and much faster than real time.
+
+Real-time mode: a ``simpy.rt.RealtimeEnvironment`` is driven by a background thread in step with
+the wall clock, for external tools that expect time to flow by itself (``stimrig serve --realtime``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Generator
+from typing import Any
+
+import simpy
+import simpy.rt
+
+RT_STEP_S = 0.005
+
+
+class ProcessTimeout(RuntimeError):
+    pass
+
+
+class SimClock:
+    def __init__(self, *, realtime: bool = False, factor: float = 1.0) -> None:
+        self.realtime = realtime
+        self.env: simpy.Environment = (
+            simpy.rt.RealtimeEnvironment(factor=factor, strict=False) if realtime else simpy.Environment()
+        )
+        self.lock = threading.RLock()
+        self._stop = threading.Event()
+        self._driver: threading.Thread | None = None
+        if realtime:
+            self._driver = threading.Thread(target=self._drive, name="simclock-rt", daemon=True)
+            self._driver.start()
+
+    def _drive(self) -> None:
+        while not self._stop.is_set():
+            with self.lock:
+                self.env.run(until=self.env.now + RT_STEP_S)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._driver is not None:
+            self._driver.join(timeout=1.0)
+
+    def now(self) -> float:
+        return float(self.env.now)
+
+    def advance_to(self, t_s: float) -> None:
+        if self.realtime:
+            while self.env.now < t_s and not self._stop.is_set():
+                time.sleep(min(RT_STEP_S, max(0.0, t_s - self.env.now)))
+            return
+        with self.lock:
+            if t_s > self.env.now:
+                self.env.run(until=t_s)
+
+    def wait(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError(f"cannot wait a negative time ({seconds} s)")
+        self.advance_to(self.now() + seconds)
+
+    def run_process(self, generator: Generator[simpy.Event, Any, Any], limit_s: float = 60.0) -> Any:
+        """Start a simpy process and let time run until it finishes (at most ``limit_s`` of bench time)."""
+        with self.lock:
+            proc = self.env.process(generator)
+            deadline = self.env.now + limit_s
+        if self.realtime:
+            while not proc.processed:
+                if self.env.now > deadline or self._stop.is_set():
+                    raise ProcessTimeout(f"process did not finish within {limit_s} s of bench time")
+                time.sleep(0.0005)
+            return proc.value
+        with self.lock:
+            guard = self.env.timeout(limit_s)
+            self.env.run(until=self.env.any_of([proc, guard]))
+            if not proc.processed:
+                raise ProcessTimeout(f"process did not finish within {limit_s} s of bench time")
+            return proc.value

@@ -1,0 +1,1 @@
+"""Emulated instruments, served over the protocols the real ones speak."""
