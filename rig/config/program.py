@@ -48,7 +48,8 @@ class Program(BaseModel):
         period_us = 1e6 / self.frequency_Hz
         if self.pulse_width_us >= period_us:
             raise ValueError(
-                f"pulse ({self.pulse_width_us:g} us) does not fit in one period ({period_us:g} us)"
+                f"pulse ({self.pulse_width_us:g} us) does not fit in one period ({period_us:g} us): "
+                "phase_duration_us + interphase_gap_us + phase2 must be shorter than 1/frequency_Hz"
             )
         if self.cycle is not None and self.ramp_up_s + self.ramp_down_s > self.cycle.on_s:
             raise ValueError("ramp_up_s + ramp_down_s must fit inside cycle.on_s")

@@ -217,14 +217,8 @@ class Firmware:
         if ch.process is not None and ch.process.is_alive and ch.process is not self.env.active_process:
             ch.process.interrupt("halt")
         ch.process = None
-        cur = ch.schedule.current
         now = self.env.now
-        if cur is not None:
-            end = now
-            if finish_pulse and cur.pulse_in_progress(now):
-                k = math.floor((now - cur.t_start_s) / cur.period_s)
-                end = cur.pulse_start_s(k) + cur.pulse_width_s
-            ch.schedule.close(end)
+        ch.schedule.close(ch.schedule.end_of_pulse_s(now) if finish_pulse else now)
         if ch.program is not None or ch.state != "idle":
             ch.state = state
         ch.program = None
@@ -240,7 +234,7 @@ class Firmware:
             phase1_s=p1,
             gap_s=gap,
             phase2_s=p2,
-            phase2_ratio=p1 / p2,
+            phase2_ratio=ch.program.phase2_amplitude_ratio,
             a0_mA=a0,
             a1_mA=a1,
             ramp_s=ramp_s,
@@ -248,8 +242,11 @@ class Firmware:
         )
 
     def _ramp(self, ch: ChannelRuntime, a0: float, a1: float, ramp_s: float) -> None:
+        """Open a ramp segment: now for a new train, else at the next pulse boundary of the running one."""
         now = self.env.now
-        ch.schedule.open(self._segment(ch, now, a0, a1, ramp_s), now)
+        cur = ch.schedule.current
+        t_start = cur.next_pulse_at_or_after(now) if cur is not None else now
+        ch.schedule.open(self._segment(ch, t_start, a0, a1, ramp_s), now)
 
     def _retarget(self, ch: ChannelRuntime, amplitude_mA: float) -> None:
         ch.target_mA = amplitude_mA
@@ -284,12 +281,12 @@ class Firmware:
                 a_now = float(cur.envelope_mA(self.env.now)) if cur else 0.0
                 self._ramp(ch, a_now, 0.0, program.ramp_down_s)
                 yield self.env.timeout(max(0.0, on_end - self.env.now))
-                ch.schedule.close(self.env.now)
+                ch.schedule.close(ch.schedule.end_of_pulse_s(self.env.now))
                 if program.cycle is None or self.env.now >= session_end:
                     break
                 ch.state = "off_phase"
                 yield self.env.timeout(min(program.cycle.off_s, session_end - self.env.now))
-            ch.schedule.close(self.env.now)
+            ch.schedule.close(ch.schedule.end_of_pulse_s(self.env.now))
             ch.state, ch.program, ch.target_mA, ch.process = "stopped", None, 0.0, None
         except simpy.Interrupt:
             return

@@ -92,9 +92,20 @@ class PulseSchedule:
         self._prune(now_s)
 
     def close(self, t_s: float) -> None:
-        cur = self.current
-        if cur is not None:
-            cur.t_end_s = max(t_s, cur.t_start_s)
+        """No output from ``t_s`` on: truncate every segment there, drop any that would start later
+        (e.g. an amplitude change already scheduled for the next pulse boundary)."""
+        self.segments = [s for s in self.segments if s.t_start_s < t_s or s.t_end_s <= t_s]
+        for seg in self.segments:
+            if seg.t_end_s > t_s:
+                seg.t_end_s = t_s
+
+    def end_of_pulse_s(self, t_s: float) -> float:
+        """``t_s``, or the end of the pulse in progress at ``t_s`` (so no phase is left uncompensated)."""
+        for seg in reversed(self.segments):
+            if seg.pulse_in_progress(t_s):
+                k = math.floor((t_s - seg.t_start_s) / seg.period_s)
+                return seg.pulse_start_s(k) + seg.pulse_width_s
+        return t_s
 
     def envelope_mA(self, t_s: float) -> float:
         """Present output amplitude (0 when no segment covers t)."""
