@@ -6,14 +6,18 @@ The rig opens the slave side with pyserial exactly as it opens /dev/ttyACM0 on a
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import select
 import threading
 import tty
 
-from rig.protocol.framing import FrameDecoder, encode_frame
+from rig.protocol.framing import Frame, FrameDecoder, encode_frame
+from rig.protocol.messages import ErrorCode, MsgType, error_payload
 from simulator.clock import SimClock
 from simulator.stimulator.firmware import Firmware
+
+log = logging.getLogger(__name__)
 
 
 class PtyDeviceServer:
@@ -58,9 +62,15 @@ class PtyDeviceServer:
             if not data:
                 continue
             for item in decoder.feed(data):
-                reply = self.clock.run_process(self.firmware.handle(item))
+                try:
+                    reply = encode_frame(self.clock.run_process(self.firmware.handle(item)))
+                except Exception as exc:  # noqa: BLE001 - a model defect must not silence the device
+                    log.exception("simulated device failed to handle a frame")
+                    seq = getattr(item, "seq", 0) or 0
+                    detail = f"internal error: {type(exc).__name__}"
+                    reply = encode_frame(Frame(MsgType.ERROR, seq, error_payload(ErrorCode.BAD_PAYLOAD, detail)))
                 self.frames_handled += 1
                 try:
-                    os.write(self._master, encode_frame(reply))
+                    os.write(self._master, reply)
                 except OSError:
                     return

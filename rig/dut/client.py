@@ -27,7 +27,8 @@ class ProtocolClient:
         self._seq = 0
 
     def _next_seq(self) -> int:
-        self._seq = (self._seq + 1) % 256
+        # 1..255: seq 0 is what the device answers a frame whose seq it could not read (broken COBS).
+        self._seq = self._seq % 255 + 1
         return self._seq
 
     def request(self, kind: MsgType, payload: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -50,7 +51,14 @@ class ProtocolClient:
         """Write raw bytes and wait for the reply frame carrying ``seq`` (or any reply if None)."""
         self.stream.write(raw)
         deadline = time.monotonic() + self.reply_timeout_s
+        data = b""  # first look at frames already buffered, then read
         while True:
+            for item in self._decoder.feed(data):
+                if isinstance(item, FrameError):
+                    raise ProtocolError(f"{self.port}: reply to {what} is corrupt: {item.detail}")
+                if seq is None or item.seq == seq or (item.msg_type == MsgType.ERROR and item.seq == 0):
+                    return item
+                # a stale reply (or error) to an earlier, abandoned request: never the answer to this one
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise DutError(
@@ -58,9 +66,3 @@ class ProtocolClient:
                     "(expected a reply frame: is the stimulator powered, and on this port?)"
                 )
             data = self.stream.read_available(min(remaining, 0.05))
-            for item in self._decoder.feed(data):
-                if isinstance(item, FrameError):
-                    raise ProtocolError(f"{self.port}: reply to {what} is corrupt: {item.detail}")
-                if item.msg_type == MsgType.ERROR or seq is None or item.seq == seq:
-                    return item
-                # a stale reply to an earlier, abandoned request: skip it

@@ -17,7 +17,7 @@ from typing import Any
 from cobs import cobs
 
 PROTOCOL_VERSION = 1
-MAX_PAYLOAD_BYTES = 1024
+MAX_PAYLOAD_BYTES = 2048
 HEADER_BYTES = 3
 CRC_BYTES = 2
 MAX_BODY_BYTES = HEADER_BYTES + MAX_PAYLOAD_BYTES + CRC_BYTES
@@ -52,7 +52,13 @@ def encode_frame(frame: Frame) -> bytes:
     """Frame -> bytes on the wire (including the trailing 0x00)."""
     if not 0 <= frame.seq <= 255 or not 0 <= frame.msg_type <= 255 or not 0 <= frame.version <= 255:
         raise ValueError("version, seq and msg_type must each fit in one byte")
-    payload = json.dumps(frame.payload, separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
+    if not isinstance(frame.payload, dict) or not all(isinstance(k, str) for k in frame.payload):
+        raise ValueError("payload must be a JSON object: a dict with string keys")
+    try:
+        text = json.dumps(frame.payload, separators=(",", ":"), sort_keys=True, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"payload cannot be encoded as JSON: {exc}") from None
+    payload = text.encode("utf-8")
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     body = bytes((frame.version, frame.seq, frame.msg_type)) + payload
@@ -62,6 +68,10 @@ def encode_frame(frame: Frame) -> bytes:
 
 # Error codes used by the framing layer (mirrors messages.ErrorCode; kept here to avoid a cycle).
 _BAD_FRAME, _BAD_CRC, _BAD_VERSION, _BAD_PAYLOAD = 1, 2, 3, 5
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def decode_frame(encoded: bytes) -> Frame:
@@ -86,8 +96,8 @@ def decode_frame(encoded: bytes) -> Frame:
     if len(raw) > MAX_PAYLOAD_BYTES:
         raise FrameError(_BAD_PAYLOAD, f"payload of {len(raw)} bytes exceeds {MAX_PAYLOAD_BYTES}", seq)
     try:
-        payload = json.loads(raw.decode("utf-8")) if raw else {}
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        payload = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant) if raw else {}
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise FrameError(_BAD_PAYLOAD, f"payload is not UTF-8 JSON: {exc}", seq) from None
     if not isinstance(payload, dict):
         raise FrameError(_BAD_PAYLOAD, f"payload must be a JSON object, got {type(payload).__name__}", seq)

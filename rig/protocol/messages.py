@@ -107,10 +107,15 @@ def parse_payload(msg_type: int, payload: dict[str, Any]) -> tuple[MsgType, _Pay
 def _ints_to_floats(schema: type[_Payload], payload: dict[str, Any]) -> dict[str, Any]:
     out = dict(payload)
     for name, info in schema.model_fields.items():
-        if info.annotation is float and isinstance(out.get(name), int) and not isinstance(out.get(name), bool):
-            out[name] = float(out[name])
+        value = out.get(name)
+        if info.annotation is float and isinstance(value, int) and not isinstance(value, bool):
+            try:
+                out[name] = float(value)
+            except OverflowError:
+                raise PayloadError(ErrorCode.BAD_PAYLOAD, f"field '{name}': integer beyond the range of a number") from None
     return out
 
 
 def error_payload(code: ErrorCode, detail: str) -> dict[str, Any]:
-    return {"code": int(code), "name": code.name, "detail": detail[:400]}
+    # UTF-8 is at most 4 bytes a character: 200 characters always fit in a reply frame.
+    return {"code": int(code), "name": code.name, "detail": detail[:200]}

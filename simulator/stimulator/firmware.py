@@ -18,7 +18,7 @@ import simpy
 
 from rig.config.device import DeviceModel
 from rig.config.program import Program
-from rig.protocol.framing import Frame, FrameError
+from rig.protocol.framing import PROTOCOL_VERSION, Frame, FrameError
 from rig.protocol.messages import (
     ErrorCode,
     MsgType,
@@ -110,7 +110,7 @@ class Firmware:
             "model": d.model,
             "serial": d.identity.serial,
             "firmware": d.identity.firmware_version,
-            "protocol": 1,
+            "protocol": PROTOCOL_VERSION,
             "channels": d.channels,
         }
 
