@@ -64,7 +64,7 @@ class PtyDeviceServer:
             for item in decoder.feed(data):
                 try:
                     reply = encode_frame(self.clock.run_process(self.firmware.handle(item)))
-                except Exception as exc:  # noqa: BLE001 - a model defect must not silence the device
+                except Exception as exc:  # a model defect must not silence the device
                     log.exception("simulated device failed to handle a frame")
                     seq = getattr(item, "seq", 0) or 0
                     detail = f"internal error: {type(exc).__name__}"

@@ -112,7 +112,8 @@ def _ints_to_floats(schema: type[_Payload], payload: dict[str, Any]) -> dict[str
             try:
                 out[name] = float(value)
             except OverflowError:
-                raise PayloadError(ErrorCode.BAD_PAYLOAD, f"field '{name}': integer beyond the range of a number") from None
+                detail = f"field '{name}': integer beyond the range of a number"
+                raise PayloadError(ErrorCode.BAD_PAYLOAD, detail) from None
     return out
 
 

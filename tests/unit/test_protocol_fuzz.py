@@ -121,7 +121,8 @@ oversized = st.builds(
     Frame,
     msg_type=bytes_,
     seq=bytes_,
-    payload=st.builds(lambda t, extra: {"blob": t, **extra}, st.text(min_size=MAX_PAYLOAD_BYTES - 10, max_size=MAX_PAYLOAD_BYTES + 500),
+    payload=st.builds(lambda t, extra: {"blob": t, **extra}, st.text(min_size=MAX_PAYLOAD_BYTES - 10,
+                                                                      max_size=MAX_PAYLOAD_BYTES + 500),
                       json_objects).filter(lambda p: not fits(p)),
 )
 non_finite = st.builds(
