@@ -1,0 +1,394 @@
+"""Driver for Keysight (Agilent) InfiniiVision 2000X / 3000X / 3000T oscilloscopes over pyvisa.
+
+Follows the InfiniiVision programmer's guide: edge trigger, ``:DIGitize`` + ``*OPC?`` for one
+acquisition, ``:WAVeform:PREamble?`` + ``:WAVeform:DATA?`` (BYTE, unsigned) for the record.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from pyvisa.resources import MessageBasedResource
+
+from rig.capture import Capture
+from rig.errors import InstrumentError
+from rig.instruments.blocks import read_definite_block
+from rig.instruments.visa import IDN_EXPECTED, ScpiSession, is_timeout, parse_identity, visa_errors
+from rig.interfaces import AcquisitionSetup, InstrumentIdentity
+
+FAMILY = "Keysight/Agilent InfiniiVision 2000X/3000X/3000T"
+_MANUFACTURERS = ("KEYSIGHT", "AGILENT")
+# DSOX3034T, DSO-X 2002A, MSOX3104T: <series><bandwidth 2 digits><channels><suffix>
+_MODEL = re.compile(r"^[DM]SO-?X\s*(?P<series>[23])\d{2}(?P<channels>[24])[A-Z]*$", re.IGNORECASE)
+_DEFAULT_CHANNELS = 4
+
+_ERROR_QUEUE_MAX_READS = 32
+_RESYNC_MAX_LINES = 16
+_BYTE_FORMAT = 0
+_ACQUIRE_TYPES = {0: "NORMal", 1: "PEAK", 2: "AVERage", 3: "HRESolution"}
+_REFERENCES = {"left": "LEFT", "center": "CENTer", "right": "RIGHt"}
+_SWEEPS = {"normal": "NORMal", "auto": "AUTO"}
+_SLOPES = {"positive": "POSitive", "negative": "NEGative"}
+_NO_ERROR = 'an empty error queue (+0,"No error")'
+_PREAMBLE_FIELDS = 10
+_PREAMBLE_EXPECTED = (
+    "10 comma-separated fields: format,type,points,count,xincrement,xorigin,xreference,yincrement,yorigin,yreference"
+)
+
+
+def matches(identity: InstrumentIdentity) -> bool:
+    """Whether ``*IDN?`` names an InfiniiVision 2000X/3000X/3000T scope."""
+    maker = identity.manufacturer.upper()
+    return maker.startswith(_MANUFACTURERS) and _MODEL.match(identity.model.strip()) is not None
+
+
+def channel_count(model: str) -> int:
+    found = _MODEL.match(model.strip())
+    return int(found.group("channels")) if found else _DEFAULT_CHANNELS
+
+
+def _num(value: float) -> str:
+    return f"{value:.9g}"
+
+
+@dataclass(frozen=True)
+class Preamble:
+    """The 10 fields of ``:WAVeform:PREamble?``."""
+
+    format: int
+    type: int
+    points: int
+    count: int
+    x_increment_s: float
+    x_origin_s: float
+    x_reference: float
+    y_increment_V: float
+    y_origin_V: float
+    y_reference: float
+
+    @classmethod
+    def parse(cls, reply: str, *, instrument: str, command: str = ":WAVeform:PREamble?") -> Preamble:
+        fields = [f.strip() for f in reply.strip().split(",")]
+        if len(fields) != _PREAMBLE_FIELDS:
+            raise InstrumentError(
+                instrument, command, f"preamble has {len(fields)} fields: {reply!r}", _PREAMBLE_EXPECTED
+            )
+        try:
+            ints = [_integer(f) for f in fields[:4]]
+            floats = [float(f) for f in fields[4:]]
+        except ValueError as exc:
+            raise InstrumentError(
+                instrument, command, f"unparsable preamble {reply!r} ({exc})", _PREAMBLE_EXPECTED
+            ) from exc
+        preamble = cls(*ints, *floats)  # type: ignore[arg-type]
+        problem = preamble._implausible()
+        if problem:
+            raise InstrumentError(instrument, command, f"{problem} in preamble {reply!r}", _PREAMBLE_EXPECTED)
+        return preamble
+
+    def _implausible(self) -> str:
+        if not all(math.isfinite(v) for v in asdict(self).values()):
+            return "non-finite value"
+        if self.points < 0:
+            return f"negative point count {self.points}"
+        if not self.x_increment_s > 0:
+            return f"x increment {self.x_increment_s} s is not positive"
+        if self.y_increment_V == 0:
+            return "zero y increment"
+        return ""
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)  # tolerate '1.000E+3'; ValueError for non-numbers
+        if not value.is_integer():
+            raise ValueError(f"{text!r} is not an integer") from None
+        return int(value)
+
+
+def _error_code(instrument: str, reply: str) -> int:
+    try:
+        return int(reply.split(",", 1)[0])
+    except ValueError as exc:
+        raise InstrumentError(
+            instrument, ":SYSTem:ERRor?", f"unparsable error-queue entry {reply!r}", '<code>,"<message>"'
+        ) from exc
+
+
+class KeysightInfiniiVision:
+    """rig.interfaces.Oscilloscope for InfiniiVision 2000X/3000X/3000T, over one pyvisa resource."""
+
+    family = FAMILY
+
+    def __init__(
+        self,
+        resource: MessageBasedResource,
+        resource_name: str,
+        *,
+        identity: InstrumentIdentity | None = None,
+    ) -> None:
+        self._session = ScpiSession(resource, resource_name)
+        self._identity = identity
+        self._setup: AcquisitionSetup | None = None
+        self._unusable: str | None = None
+
+    @property
+    def resource(self) -> str:
+        return self._session.name
+
+    def __repr__(self) -> str:
+        return f"KeysightInfiniiVision({self.resource!r})"
+
+    # -- session state -------------------------------------------------------------------------
+
+    def _guard(self, command: str) -> None:
+        if self._session.closed:
+            raise InstrumentError(self.resource, command, "the scope session is closed", "an open scope session")
+        if self._unusable is not None:
+            raise InstrumentError(
+                self.resource,
+                command,
+                f"driver unusable after an earlier failure: {self._unusable}",
+                "a freshly opened scope session (open_scope again)",
+            )
+
+    def _query(self, command: str, *, expected: str) -> str:
+        try:
+            return self._session.query(command, expected=expected)
+        except InstrumentError as exc:
+            if is_timeout(exc):
+                self._resync(f"{command} timed out")  # a late reply must not answer the next query
+            raise
+
+    def _resync(self, reason: str) -> bool:
+        """After a timeout or garbled reply: stop, clear, and re-align replies on a fresh ``*IDN?``.
+
+        Returns whether it worked; if not, the driver refuses every later call.
+        """
+        try:
+            self._session.device_clear()  # aborts :DIGitize on VXI-11/USBTMC; drops input on sockets
+            self._session.write(":STOP")
+            self._session.write("*CLS")
+            self._session.write("*IDN?")
+            for _ in range(_RESYNC_MAX_LINES):
+                line = self._session.read_line(command="*IDN? (resynchronising)", expected="the *IDN? reply")
+                if self._is_idn_reply(line):
+                    return True
+        except InstrumentError:
+            pass
+        self._unusable = f"{reason}, and the session could not be resynchronised"
+        return False
+
+    def _is_idn_reply(self, line: str) -> bool:
+        try:
+            identity = InstrumentIdentity.from_idn(line)
+        except ValueError:
+            return False
+        return self._identity is None or identity == self._identity
+
+    # -- Oscilloscope --------------------------------------------------------------------------
+
+    def identity(self) -> InstrumentIdentity:
+        if self._identity is None:
+            self._guard("*IDN?")
+            self._identity = parse_identity(self.resource, self._query("*IDN?", expected=IDN_EXPECTED))
+        return self._identity
+
+    @property
+    def channels(self) -> int:
+        """Number of analog inputs, from the model name (4 if it cannot be told)."""
+        return channel_count(self.identity().model)
+
+    def configure(self, setup: AcquisitionSetup) -> None:
+        self._guard("configure")
+        commands = configure_commands(setup, channels=self.channels, instrument=self.resource)
+        for command in commands:
+            self._session.write(command)
+        errors = self._drain_errors()
+        if errors:
+            raise InstrumentError(
+                self.resource,
+                "; ".join(commands),
+                f"the scope reported {len(errors)} error(s) after configuring: {'; '.join(errors)}",
+                _NO_ERROR,
+            )
+        self._setup = setup
+
+    def _drain_errors(self) -> list[str]:
+        """Read ``:SYSTem:ERRor?`` until it reports 0 (bounded); returns the errors it held."""
+        errors: list[str] = []
+        for _ in range(_ERROR_QUEUE_MAX_READS):
+            reply = self._query(":SYSTem:ERRor?", expected='an error-queue entry such as +0,"No error"')
+            if _error_code(self.resource, reply) == 0:
+                return errors
+            errors.append(reply)
+        errors.append(f"(queue not empty after {_ERROR_QUEUE_MAX_READS} reads)")
+        return errors
+
+    def single(self, timeout_s: float) -> None:
+        command = ":DIGitize; *OPC?"
+        self._guard(command)
+        if not timeout_s > 0 or not math.isfinite(timeout_s):
+            raise InstrumentError(self.resource, command, f"invalid timeout {timeout_s!r} s", "a positive time")
+        self._session.write(":DIGitize")
+        try:
+            with self._session.timeout(timeout_s):
+                reply = self._session.query("*OPC?", expected="'1' once the acquisition completed")
+        except InstrumentError as exc:
+            if not is_timeout(exc):
+                raise
+            recovered = self._resync(f"no trigger within {timeout_s:g} s")
+            after = "session resynchronised" if recovered else "session lost: driver now unusable, reopen the scope"
+            raise InstrumentError(
+                self.resource,
+                command,
+                f"no trigger / acquisition did not complete within {timeout_s:g} s ({after})",
+                self._trigger_expectation(),
+            ) from exc
+        if reply != "1":
+            self._resync(f"*OPC? answered {reply!r}")
+            raise InstrumentError(self.resource, command, f"*OPC? answered {reply!r}", "'1'")
+
+    def _trigger_expectation(self) -> str:
+        if self._setup is None:
+            return "a trigger as currently set up on the scope"
+        trigger = self._setup.trigger
+        return (
+            f"a trigger on CHANnel{trigger.source_channel} at level {trigger.level_V:g} V "
+            f"({trigger.slope} edge, {trigger.sweep} sweep)"
+        )
+
+    def read_waveform(self, channel: int) -> Capture:
+        source = f":WAVeform:SOURce CHANnel{channel}"
+        self._guard(source)
+        if not 1 <= channel <= self.channels:
+            raise InstrumentError(self.resource, source, f"no channel {channel}", f"a channel 1-{self.channels}")
+        self._session.write(source)
+        preamble = Preamble.parse(
+            self._query(":WAVeform:PREamble?", expected=_PREAMBLE_EXPECTED), instrument=self.resource
+        )
+        if preamble.format != _BYTE_FORMAT:
+            raise InstrumentError(
+                self.resource,
+                ":WAVeform:PREamble?",
+                f"waveform format {preamble.format}, not BYTE",
+                "format 0 (BYTE), as configured with :WAVeform:FORMat BYTE",
+            )
+        data = self._read_block(":WAVeform:DATA?")
+        if len(data) != preamble.points:
+            raise InstrumentError(
+                self.resource,
+                ":WAVeform:DATA?",
+                f"block holds {len(data)} bytes but the preamble says {preamble.points} points",
+                "one BYTE per point of the preamble",
+            )
+        errors = self._drain_errors()
+        if errors:
+            raise InstrumentError(
+                self.resource,
+                f"{source}; :WAVeform:PREamble?; :WAVeform:DATA?",
+                f"the scope reported error(s) reading the waveform: {'; '.join(errors)}",
+                _NO_ERROR,
+            )
+        return self._capture(channel, preamble, data)
+
+    def _read_block(self, command: str) -> bytes | memoryview:
+        self._session.write(command)
+        try:
+            with visa_errors(self.resource, command, "a definite-length block"):
+                return read_definite_block(self._session.resource, instrument=self.resource, command=command)
+        except InstrumentError as exc:
+            self._resync(f"{command} failed: {exc.problem}")
+            raise
+
+    def _capture(self, channel: int, preamble: Preamble, data: bytes | memoryview) -> Capture:
+        meta: dict[str, Any] = {
+            "preamble": asdict(preamble),
+            "format": "BYTE",
+            "acquire_type": _ACQUIRE_TYPES.get(preamble.type, str(preamble.type)),
+            "count": preamble.count,
+        }
+        if self._identity is not None:
+            meta["identity"] = str(self._identity)
+        return Capture(
+            samples=np.frombuffer(data, dtype=np.uint8),
+            x_increment_s=preamble.x_increment_s,
+            x_origin_s=preamble.x_origin_s - preamble.x_reference * preamble.x_increment_s,
+            y_increment_V=preamble.y_increment_V,
+            y_origin_V=preamble.y_origin_V,
+            y_reference=preamble.y_reference,
+            channel=channel,
+            instrument=self.resource,
+            code_range=(1, 255),  # InfiniiVision BYTE: 0 = no data (hole), 1 = clipped low, 255 = clipped high
+            meta=meta,
+        )
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def configure_commands(setup: AcquisitionSetup, *, channels: int, instrument: str) -> list[str]:
+    """The SCPI commands applying ``setup`` (validated first), in the order they are sent."""
+    _validate(setup, channels=channels, instrument=instrument)
+    commands = ["*CLS"]
+    listed = {c.channel: c for c in setup.channels}
+    for n in range(1, channels + 1):
+        chan = listed.get(n)
+        if chan is None:
+            commands.append(f":CHANnel{n}:DISPlay OFF")
+            continue
+        commands += [
+            f":CHANnel{n}:DISPlay ON",
+            f":CHANnel{n}:PROBe {_num(chan.probe_attenuation)}",
+            f":CHANnel{n}:SCALe {_num(chan.scale_V_per_div)}",
+            f":CHANnel{n}:OFFSet {_num(chan.offset_V)}",
+        ]
+    trigger = setup.trigger
+    commands += [
+        f":TIMebase:SCALe {_num(setup.time_scale_s_per_div)}",
+        f":TIMebase:REFerence {_REFERENCES[setup.time_reference]}",
+        f":TIMebase:POSition {_num(setup.time_position_s)}",
+        ":TRIGger:MODE EDGE",
+        f":TRIGger:SWEep {_SWEEPS[trigger.sweep]}",
+        f":TRIGger:EDGE:SOURce CHANnel{trigger.source_channel}",
+        f":TRIGger:EDGE:LEVel {_num(trigger.level_V)}",
+        f":TRIGger:EDGE:SLOPe {_SLOPES[trigger.slope]}",
+        ":WAVeform:POINts:MODE RAW",
+        f":WAVeform:POINts {setup.points}",
+        ":WAVeform:FORMat BYTE",
+        ":WAVeform:UNSigned ON",
+    ]
+    return commands
+
+
+def _validate(setup: AcquisitionSetup, *, channels: int, instrument: str) -> None:
+    def bad(problem: str, expected: str) -> InstrumentError:
+        return InstrumentError(instrument, "configure", problem, expected)
+
+    numbers = [c.channel for c in setup.channels]
+    if not numbers:
+        raise bad("no channel to acquire", "at least one ChannelSetup")
+    if len(set(numbers)) != len(numbers):
+        raise bad(f"channels listed twice: {numbers}", "each channel at most once")
+    for n in [*numbers, setup.trigger.source_channel]:
+        if not 1 <= n <= channels:
+            raise bad(f"no channel {n}", f"channels 1-{channels}")
+    for chan in setup.channels:
+        if not (chan.scale_V_per_div > 0 and math.isfinite(chan.scale_V_per_div)):
+            raise bad(f"CHANnel{chan.channel} scale {chan.scale_V_per_div} V/div", "a positive V/div")
+        if not (chan.probe_attenuation > 0 and math.isfinite(chan.probe_attenuation)):
+            raise bad(f"CHANnel{chan.channel} probe {chan.probe_attenuation}", "a positive attenuation")
+        if not math.isfinite(chan.offset_V):
+            raise bad(f"CHANnel{chan.channel} offset {chan.offset_V} V", "a finite offset")
+    if not (setup.time_scale_s_per_div > 0 and math.isfinite(setup.time_scale_s_per_div)):
+        raise bad(f"time scale {setup.time_scale_s_per_div} s/div", "a positive s/div")
+    if not math.isfinite(setup.time_position_s) or not math.isfinite(setup.trigger.level_V):
+        raise bad("non-finite time position or trigger level", "finite values")
+    if setup.points < 1:
+        raise bad(f"{setup.points} points", "at least 1 point")
