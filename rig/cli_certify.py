@@ -68,7 +68,10 @@ def run_certify(
 ) -> int:
     console = Console(stderr=False)
     run_id = new_run_id()
-    args = [str(suite), "-p", "no:terminal", "-p", "no:cacheprovider", "--results-dir", str(results_dir),
+    # The progress bar and summary replace pytest's terminal output; the project's addopts are for
+    # its own test runs, so they are reset here.
+    args = [str(suite), "-o", "addopts=", "--strict-markers", "-p", "no:terminal", "-p", "no:cacheprovider",
+            "--results-dir", str(results_dir),
             "--stimrig-run-id", run_id, "--alluredir", str(results_dir / run_id / "allure-results")]
     if bench:
         args += ["--bench", bench]
@@ -94,17 +97,17 @@ def _summarise(console: Console, rep: ProgressReporter, exit_code: int, run_dir:
     for col in ("passed", "failed", "error", "skipped"):
         table.add_column(col, justify="right")
     for path, counts in sorted(rep.per_file.items()):
-        table.add_row(path, *(str(counts.get(c, 0)) for c in ("passed", "failed", "error", "skipped")))
+        table.add_row(Path(path).name, *(str(counts.get(c, 0)) for c in ("passed", "failed", "error", "skipped")))
     console.print(table)
     for message, nodes in rep.problems.items():
         head = message if len(message) < 600 else message[:600] + " ..."
-        console.print(f"[red]{len(nodes)} test(s) {head}")
+        console.print(f"{len(nodes)} test(s) {head}", soft_wrap=True, highlight=False, markup=False, style="red")
         for node in nodes[:5]:
-            console.print(f"    {node}")
+            console.print(f"    {node}", soft_wrap=True, highlight=False, markup=False)
         if len(nodes) > 5:
             console.print(f"    ... and {len(nodes) - 5} more")
     verdict = "[green]PASSED" if exit_code == 0 else "[red]NOT PASSED"
     totals = ", ".join(f"{n} {k}" for k, n in sorted(rep.outcomes.items()))
     console.print(f"{verdict}[/] ({totals})")
     if run_dir.exists():
-        console.print(f"results: {run_dir}  (results.jsonl, captures/, allure-results/)")
+        console.print(f"results: {run_dir}  (results.jsonl, captures/, allure-results/)", soft_wrap=True)

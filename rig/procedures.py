@@ -48,8 +48,14 @@ class Plan:
 
 
 def acquisition(
-    program: Program, plan: Plan, span: Literal["pulse", "train"], *, sweep: Literal["normal", "auto"] = "normal"
+    program: Program,
+    plan: Plan,
+    span: Literal["pulse", "train"],
+    *,
+    sweep: Literal["normal", "auto"] = "normal",
+    trigger_level_V: float | None = None,
 ) -> AcquisitionSetup:
+    """Scope set-up that shows ``plan.peak_V`` on screen; triggers at half of it unless told otherwise."""
     volts_per_div = step_125_at_least(max(plan.peak_V, 0.05) / VERTICAL_HEADROOM_DIV)
     width_s = program.pulse_width_us * 1e-6
     if span == "pulse":
@@ -60,11 +66,18 @@ def acquisition(
         s_per_div = step_125_at_least(periods / program.frequency_Hz / SCREEN_DIVISIONS * 1.1)
         screen_s = s_per_div * SCREEN_DIVISIONS
         finest_phase_s = min(program.phase_duration_us, program.phase2_us) * 1e-6
-        points = int(min(MAX_POINTS, max(MIN_POINTS, screen_s / (finest_phase_s / 10.0))))
+        # >= 50 samples per phase: charge is integrated sample by sample, so an edge falling between
+        # two samples costs at most 1/50 of a phase charge.
+        points = int(min(MAX_POINTS, max(MIN_POINTS, screen_s / (finest_phase_s / 50.0))))
     return AcquisitionSetup(
         channels=(ChannelSetup(plan.channel, volts_per_div, 0.0, plan.probe_attenuation),),
         time_scale_s_per_div=s_per_div,
-        trigger=TriggerSetup(plan.channel, level_V=0.5 * plan.peak_V, slope="positive", sweep=sweep),
+        trigger=TriggerSetup(
+            plan.channel,
+            level_V=0.5 * plan.peak_V if trigger_level_V is None else trigger_level_V,
+            slope="positive",
+            sweep=sweep,
+        ),
         points=points,
         time_reference="left",
         time_position_s=0.0,

@@ -25,9 +25,9 @@ class ResultsLog:
     def __init__(self, directory: Path, *, simulated: bool) -> None:
         self.directory = directory
         self.simulated = simulated
-        directory.mkdir(parents=True, exist_ok=False)  # a run never overwrites an earlier one
+        directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "results.jsonl"
-        self._fh = self.path.open("a", encoding="utf-8")
+        self._fh = self.path.open("x", encoding="utf-8")  # "x": a run never overwrites an earlier one
 
     def write(self, kind: str, **fields: Any) -> None:
         record = {"kind": kind, "utc": utc_now(), "simulated": self.simulated, **fields}

@@ -39,9 +39,11 @@ def test_start_above_maximum_refused(program, channel, bench, dut, scope, device
     measure(REFUSED, float(refused), request_mA=over, program=program.id, channel=channel)
     bench.clock.wait(settle_time_s(program))
     cfg = bench.config.scope
-    plan = plan_for(device_model, over, MEASUREMENT_LOAD_OHM, cfg.measure_channel, cfg.probe_attenuation)
-    cap = capture(scope, acquisition(program, plan, "train", sweep="auto"), cfg.timeout_s)
     floor = device_model.tolerances.amplitude_floor_mA
+    # A sensitive range: any output above a few times the floor clips the capture, which reads as
+    # (at least) full scale and fails; an idle output reads as noise, far below the floor.
+    plan = plan_for(device_model, 4 * floor, MEASUREMENT_LOAD_OHM, cfg.measure_channel, cfg.probe_attenuation)
+    cap = capture(scope, acquisition(program, plan, "train", sweep="auto"), cfg.timeout_s)
     measure(
         Measurement("output_after_refused_start", "mA", high=floor, source="no output may follow a refused START"),
         peak_current_mA(cap, MEASUREMENT_LOAD_OHM), request_mA=over,
@@ -63,8 +65,11 @@ def test_raise_above_maximum_refused(program, channel, bench, dut, scope, device
     measure(REFUSED, float(refused), request_mA=over, program=program.id, channel=channel)
     bench.clock.wait(0.5)
     cfg = bench.config.scope
+    # On screen up to the refused amplitude; triggered by any pulse of at least half the nominal one.
     plan = plan_for(device_model, over, MEASUREMENT_LOAD_OHM, cfg.measure_channel, cfg.probe_attenuation)
-    train = analyse(capture(scope, acquisition(program, plan, "train"), cfg.timeout_s))
+    nominal_peak_V = plan_for(device_model, nominal, MEASUREMENT_LOAD_OHM, cfg.measure_channel, 1).peak_V
+    setup = acquisition(program, plan, "train", trigger_level_V=0.5 * nominal_peak_V)
+    train = analyse(capture(scope, setup, cfg.timeout_s))
     band = device_model.tolerances.amplitude_band_mA(nominal)
     highest = max(1000.0 * a / MEASUREMENT_LOAD_OHM for a in train.phase1_amplitude)
     measure(

@@ -1,0 +1,158 @@
+"""The pytest plugin: fixture validation, target selection, markers, verdicts, records, safety."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rig.config.loader import FIXTURES_DIR
+
+SIM_BENCH = FIXTURES_DIR / "benches" / "sim.yaml"
+
+
+def _copy_bench(tmp: Path, text_edit: tuple[str, str] | None = None) -> Path:
+    """A copy of the simulated bench (and the fixtures it points at) that a test may break."""
+    fixtures = tmp / "fixtures"
+    shutil.copytree(FIXTURES_DIR, fixtures)
+    bench = fixtures / "benches" / "sim.yaml"
+    if text_edit:
+        text = bench.read_text()
+        assert text_edit[0] in text
+        bench.write_text(text.replace(*text_edit))
+    return bench
+
+
+def test_invalid_bench_stops_run_with_one_line(pytester: pytest.Pytester) -> None:
+    bench = _copy_bench(pytester.path, ("amplitude_ceiling_mA: 110", "amplitude_ceiling_mA: -3"))
+    pytester.makepyfile("def test_x(dut):\n    raise AssertionError('must not run')\n")
+    result = pytester.runpytest_subprocess("--bench", str(bench))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if "amplitude_ceiling_mA" in line]
+    assert len(errors) == 1, result.stderr.str()
+    assert str(bench) in errors[0] and "greater than 0" in errors[0]
+    assert "must not run" not in result.stdout.str()
+
+
+def test_missing_device_fixture_named(pytester: pytest.Pytester) -> None:
+    bench = _copy_bench(pytester.path, ("device: ../devices/cs4.yaml", "device: ../devices/nope.yaml"))
+    pytester.makepyfile("def test_x(dut):\n    pass\n")
+    result = pytester.runpytest_subprocess("--bench", str(bench))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "field 'device'" in result.stderr.str() and "nope.yaml" in result.stderr.str()
+
+
+def test_hw_target_needs_bench(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess("--target", "hw")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--target hw needs --bench" in result.stderr.str()
+
+
+def test_target_must_match_bench(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess("--target", "hw", "--bench", str(SIM_BENCH))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "field 'target' is 'sim'" in result.stderr.str()
+
+
+def test_unknown_fault_refused_before_running(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(dut):\n    pass\n")
+    result = pytester.runpytest_subprocess("--fault", "no_such_fault")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "unknown fault 'no_such_fault'" in result.stderr.str()
+    assert "frequency_off_5pct" in result.stderr.str()
+
+
+def test_markers_skip_with_reason(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.hw_only("needs a real scope probe")
+        def test_hw(bench):
+            pass
+
+        @pytest.mark.sim_only
+        def test_sim(bench):
+            assert bench.simulated
+        """
+    )
+    result = pytester.runpytest("-rs", "--results-dir", str(pytester.path / "res"))
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*needs a real (hw) bench: needs a real scope probe*"])
+
+
+def test_measurement_verdicts_decide_the_outcome(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from rig.measurements import Measurement
+
+        def test_in_limits(measure):
+            measure(Measurement("x", "mA", 1, 2), 1.5)
+
+        def test_out_of_limits(measure):
+            measure(Measurement("freq", "Hz", 89, 91), 94.5)
+            measure(Measurement("ok", "Hz", 0, 1), 0.5)
+
+        def test_nan_never_passes(measure):
+            measure(Measurement("x", "mA", 1, 2), float("nan"))
+
+        def test_nothing_measured(measure):
+            pass
+        """
+    )
+    results = pytester.path / "res"
+    result = pytester.runpytest("--results-dir", str(results))
+    result.assert_outcomes(passed=1, failed=3)
+    out = result.stdout.str()
+    assert "freq = 94.5 Hz, limits [89, 91] Hz: FAIL" in out
+    assert "recorded no measurement" in out
+    (run,) = list(results.iterdir())
+    records = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    kinds = [r["kind"] for r in records]
+    assert kinds[0] == "run_start" and kinds[-1] == "run_end"
+    assert all(r["simulated"] is True for r in records)
+    verdicts = {r["measurement"]["name"]: r["verdict"] for r in records if r["kind"] == "measurement"}
+    assert verdicts == {"x": "FAIL", "freq": "FAIL", "ok": "PASS"}  # the NaN x overwrote the passing x
+    outcomes = [r["outcome"] for r in records if r["kind"] == "test_result"]
+    assert sorted(outcomes) == ["failed", "failed", "failed", "passed"]
+
+
+def test_outputs_stopped_after_a_failing_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        SEEN = {}
+
+        def test_starts_then_fails(bench, dut):
+            dut.start("tens_hf", [1, 2], 20)
+            bench.clock.wait(3.0)
+            SEEN["amps"] = bench.virtual.output_amplitudes_mA()
+            raise RuntimeError("boom")
+
+        def test_outputs_are_off(bench):
+            assert SEEN["amps"][1] == 20 and SEEN["amps"][2] == 20
+            assert all(a == 0 for a in bench.virtual.output_amplitudes_mA().values())
+        """
+    )
+    result = pytester.runpytest("--results-dir", str(pytester.path / "res"), "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+
+
+def test_ceiling_interlock(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from rig.errors import CeilingError
+
+        def test_refused(bench, dut):
+            handled = bench.virtual.device_server.frames_handled
+            with pytest.raises(CeilingError, match="amplitude_ceiling_mA of 110 mA"):
+                dut.start("tens_hf", [1], 150)
+            assert bench.virtual.device_server.frames_handled == handled
+        """
+    )
+    result = pytester.runpytest("--results-dir", str(pytester.path / "res"))
+    result.assert_outcomes(passed=1)
