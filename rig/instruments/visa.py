@@ -38,6 +38,11 @@ def resource_manager(visa_library: str = "@py") -> pyvisa.ResourceManager:
     """The (cached) ResourceManager of one VISA library: '@py' for pyvisa-py, or a library path."""
     with _managers_lock:
         manager = _managers.get(visa_library)
+        if manager is not None:
+            try:
+                _ = manager.session  # closed by someone else (pyvisa shares it per library)?
+            except pyvisa.errors.InvalidSession:
+                manager = None
         if manager is None:
             manager = pyvisa.ResourceManager(visa_library)
             _managers[visa_library] = manager

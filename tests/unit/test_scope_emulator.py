@@ -430,6 +430,7 @@ def test_auto_sweep_acquires_untriggered_after_the_timeout(scope: pyvisa.resourc
 def test_two_connections_share_one_instrument_without_interleaving(bench: Bench) -> None:
     a, b = bench.open(), bench.open()
     a.write(":CHANnel3:SCALe 0.25")
+    assert a.query("*OPC?") == "1"  # the write is processed before the other connection asks
     scale_reply = b.query(":CHANnel3:SCALe?")
     assert float(scale_reply) == 0.25
     failures: list[str] = []
