@@ -15,10 +15,15 @@ from rig.capture import Capture
 PLOT_POINTS = 4000
 
 
-def capture_npz(capture: Capture) -> bytes:
+SIMULATED_MARK = "SIMULATED - not evidence for a real device"
+
+
+def capture_npz(capture: Capture, *, simulated: bool) -> bytes:
     buf = io.BytesIO()
     np.savez_compressed(
         buf,
+        simulated=simulated,
+        instrument=capture.instrument,
         samples=capture.samples,
         x_increment_s=capture.x_increment_s,
         x_origin_s=capture.x_origin_s,
@@ -42,7 +47,9 @@ def _envelope(t: np.ndarray, y: np.ndarray, points: int) -> tuple[np.ndarray, np
     return np.repeat(tb, 2), np.column_stack([lo, hi]).ravel()
 
 
-def capture_png(capture: Capture, title: str, labels: dict[str, Any], *, scale: float = 1.0, unit: str = "V") -> bytes:
+def capture_png(
+    capture: Capture, title: str, labels: dict[str, Any], *, simulated: bool, scale: float = 1.0, unit: str = "V"
+) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -57,6 +64,10 @@ def capture_png(capture: Capture, title: str, labels: dict[str, Any], *, scale: 
     ax.set_xlabel(f"time from trigger ({tunit})")
     ax.set_ylabel(unit)
     ax.set_title(title, fontsize=10)
+    if simulated:
+        ax.text(0.5, 0.5, "SIMULATED", transform=ax.transAxes, ha="center", va="center", fontsize=44,
+                color="tab:red", alpha=0.15, rotation=20)
+        fig.text(0.01, 0.01, SIMULATED_MARK, color="tab:red", fontsize=8)
     ax.grid(True, alpha=0.3)
     text = "\n".join(f"{k}: {v}" for k, v in labels.items())
     ax.text(1.01, 1.0, text, transform=ax.transAxes, va="top", fontsize=7, family="monospace")
@@ -77,9 +88,18 @@ class CaptureEvidence:
 
     @classmethod
     def render(
-        cls, capture: Capture, name: str, title: str, labels: dict[str, Any], *, scale: float = 1.0, unit: str = "V"
+        cls,
+        capture: Capture,
+        name: str,
+        title: str,
+        labels: dict[str, Any],
+        *,
+        simulated: bool,
+        scale: float = 1.0,
+        unit: str = "V",
     ) -> CaptureEvidence:
-        return cls(name, capture_npz(capture), capture_png(capture, title, labels, scale=scale, unit=unit))
+        png = capture_png(capture, title, labels, simulated=simulated, scale=scale, unit=unit)
+        return cls(name, capture_npz(capture, simulated=simulated), png)
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

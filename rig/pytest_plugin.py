@@ -29,6 +29,8 @@ from rig.measurements import MeasuredValue, Measurement, MeasurementSet
 from rig.results import ResultsLog, new_run_id
 
 DEFAULT_SIM_BENCH = FIXTURES_DIR / "benches" / "sim.yaml"
+SIMULATED_MARK = "SIMULATED - not evidence for a real device"
+BENCH_FIXTURES = frozenset({"bench", "dut", "scope", "load"})
 
 
 @dataclass
@@ -130,7 +132,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    wants_bench = [i for i in items if {"bench", "dut", "scope", "load"} & set(getattr(i, "fixturenames", ()))]
+    wants_bench = [i for i in items if BENCH_FIXTURES & set(getattr(i, "fixturenames", ()))]
     if not wants_bench:
         return
     rig = _loaded(config)  # validate before any test runs, and so before any output is switched on
@@ -198,6 +200,10 @@ class Recorder:
     def results_dir(self) -> Path:
         return self.state.results().directory
 
+    @property
+    def simulated(self) -> bool:
+        return self.state.results().simulated
+
 
 @pytest.fixture
 def measure(request: pytest.FixtureRequest, bench: RigBench) -> Recorder:
@@ -209,9 +215,23 @@ def measure(request: pytest.FixtureRequest, bench: RigBench) -> Recorder:
 # ---- verdicts and records -------------------------------------------------------------------------
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    state = item.config.stash.get(STATE_KEY, None)
+    if state is not None and state.rig is not None and BENCH_FIXTURES & set(getattr(item, "fixturenames", ())):
+        import allure
+
+        rig = state.rig
+        allure.dynamic.label("target", rig.config.target)
+        allure.dynamic.label("seed", str(rig.seed))
+        if rig.simulated:
+            allure.dynamic.tag(SIMULATED_MARK)
     result = yield
     mset = item.stash.get(MEASURE_KEY, None)
     if mset is not None:
+        if mset.values:
+            import allure
+
+            table = "\n".join(v.describe() for v in mset.values)
+            allure.attach(table, name="measurements", attachment_type=allure.attachment_type.TEXT)
         failures = mset.failures
         if failures:
             lines = "\n".join("  " + f.describe() for f in failures)
@@ -248,10 +268,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(STATE_KEY, None)
     if state is None:
         return
+    bench_time_s = None
     if state.rig is not None:
+        if state.rig.virtual is not None:
+            bench_time_s = state.rig.virtual.clock.now()
         state.rig.close()  # idempotent: also covers Ctrl-C, where fixtures may not have torn down
     if state.log is not None:
-        state.log.write("run_end", exit_status=int(exitstatus), counts=state.counts)
+        state.log.write("run_end", exit_status=int(exitstatus), counts=state.counts, bench_time_s=bench_time_s)
         state.log.close()
 
 
@@ -260,7 +283,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if state is None or state.log is None or state.rig is None:
         return
     rig = state.rig
-    mark = "SIMULATED - not evidence for a real device" if rig.simulated else "HARDWARE"
+    mark = SIMULATED_MARK if rig.simulated else "HARDWARE"
     terminalreporter.section("stimrig")
     terminalreporter.write_line(f"bench: {rig.config.name} [{mark}]")
     terminalreporter.write_line(f"seed: {rig.seed}" + (f"   fault: {rig.fault}" if rig.fault else ""))

@@ -65,7 +65,8 @@ class SteadyState:
             base = f"{self.program.id}-ch{self.channel}-{self.load_ohm:g}ohm"
             self.evidence = tuple(
                 CaptureEvidence.render(cap, f"{base}-{kind.replace(' ', '_')}",
-                                       f"{self.program.name}: {kind} into {self.load_ohm:g} ohm", labels)
+                                       f"{self.program.name}: {kind} into {self.load_ohm:g} ohm", labels,
+                                       simulated=recorder.simulated)
                 for cap, kind in ((self.pulse, "single pulse"), (self.train, "pulse train"))
             )
         for ev in self.evidence:
