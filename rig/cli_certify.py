@@ -42,7 +42,7 @@ class ProgressReporter:
         self.task = self.progress.add_task("", total=len(session.items))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        outcome = None
+        outcome: str | None = None
         if report.when == "call":
             outcome = report.outcome
         elif report.failed:
