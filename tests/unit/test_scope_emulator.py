@@ -87,6 +87,7 @@ class Bench:
     scope: KeysightInfiniiVision
     server: ScpiSocketServer
     rm: pyvisa.ResourceManager
+    opened: list[Any] = field(default_factory=list)
 
     def open(self, timeout_ms: int = 10_000) -> pyvisa.resources.MessageBasedResource:
         inst: Any = self.rm.open_resource(
@@ -95,7 +96,15 @@ class Bench:
             write_termination="\n",
         )
         inst.timeout = timeout_ms
+        self.opened.append(inst)
         return inst
+
+    def close_resources(self) -> None:
+        """Close what this bench opened. Never rm.close(): pyvisa-py shares one session per library,
+        so closing it would close every other resource in the process (e.g. another suite's scope)."""
+        for inst in self.opened:
+            with contextlib.suppress(Exception):
+                inst.close()
 
 
 def make_bench(seed: int = 1, **scope_kwargs: float) -> Bench:
@@ -113,7 +122,7 @@ def bench() -> Iterator[Bench]:
     b = make_bench(search_horizon_s=0.5)
     yield b
     b.server.stop()
-    b.rm.close()
+    b.close_resources()
     assert b.host.future_renders == [], "the scope rendered the future"
 
 
@@ -279,7 +288,7 @@ def test_same_seed_same_bytes_other_seed_other_noise() -> None:
             return bytes(data)
         finally:
             b.server.stop()
-            b.rm.close()
+            b.close_resources()
 
     first, again, other = capture(7), capture(7), capture(8)
     assert first == again
@@ -479,7 +488,7 @@ def test_stop_closes_every_connection_promptly() -> None:
         assert raw.recv(10) == b""
     raw.close()
     inst.close()
-    b.rm.close()
+    b.close_resources()
 
 
 def test_stop_races_with_connections_being_accepted() -> None:
@@ -492,4 +501,4 @@ def test_stop_races_with_connections_being_accepted() -> None:
             with contextlib.suppress(ConnectionResetError):
                 assert raw.recv(10) == b""
             raw.close()
-        b.rm.close()
+        b.close_resources()
