@@ -120,7 +120,10 @@ def _summarise(console: Console, rep: ProgressReporter, exit_code: int, run_dir:
             console.print(f"    {node}", soft_wrap=True, highlight=False, markup=False)
         if len(nodes) > 5:
             console.print(f"    ... and {len(nodes) - 5} more")
-    verdict = "[green]PASSED" if exit_code == 0 else "[red]NOT PASSED"
+    if exit_code == pytest.ExitCode.INTERRUPTED:
+        verdict = "[red]INTERRUPTED (every output was stopped)"
+    else:
+        verdict = "[green]PASSED" if exit_code == 0 else "[red]NOT PASSED"
     totals = ", ".join(f"{n} {k}" for k, n in sorted(rep.outcomes.items()))
     console.print(f"{verdict}[/] ({totals})")
     if run_dir.exists():

@@ -269,12 +269,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state is None:
         return
     bench_time_s = None
+    outputs_after_stop: dict[int, float] | None = None
     if state.rig is not None:
+        state.rig.close()  # idempotent: also covers Ctrl-C, where fixtures may not have torn down
         if state.rig.virtual is not None:
             bench_time_s = state.rig.virtual.clock.now()
-        state.rig.close()  # idempotent: also covers Ctrl-C, where fixtures may not have torn down
+            outputs_after_stop = state.rig.virtual.output_amplitudes_mA()
     if state.log is not None:
-        state.log.write("run_end", exit_status=int(exitstatus), counts=state.counts, bench_time_s=bench_time_s)
+        state.log.write(
+            "run_end", exit_status=int(exitstatus), counts=state.counts, bench_time_s=bench_time_s,
+            outputs_after_stop_mA=outputs_after_stop,
+        )
         state.log.close()
 
 
