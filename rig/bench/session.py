@@ -22,6 +22,8 @@ from rig.interfaces import Clock, LoadBox, Oscilloscope
 
 log = logging.getLogger(__name__)
 
+KEEPALIVE_INTERVAL_S = 0.2
+
 
 class RigBench:
     def __init__(
@@ -132,6 +134,23 @@ class RigBench:
                 assert cfg.fixed is not None
                 self._load = FixedLoad(cfg.loads_ohm, cfg.fixed.load, cfg.fixed.dut_channel)
         return self._load
+
+    def wait(self, seconds: float) -> None:
+        """Wait on the bench clock while the controller keeps the radio/serial link alive.
+
+        This is how a test lets the DUT run: the rig sends a KEEPALIVE at least every
+        KEEPALIVE_INTERVAL_S, as a clinic controller does, so the device's link-loss supervision never
+        fires. ``clock.wait`` is the other thing: a controller that has gone silent.
+        Same code on a simulated bench (virtual time) and a real one (wall time).
+        """
+        if seconds < 0:
+            raise ValueError(f"cannot wait a negative time ({seconds} s)")
+        clock = self.clock
+        end = clock.now() + seconds
+        while (left := end - clock.now()) > 1e-9:
+            clock.wait(min(KEEPALIVE_INTERVAL_S, left))
+            if self._dut is not None:
+                self._dut.keepalive()
 
     def program(self, program_id: str) -> Program:
         for p in self.programs:

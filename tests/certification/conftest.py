@@ -81,7 +81,7 @@ def drive_to_steady_state(bench: Any, dut: Any, scope: Any, program: Program, ch
     cfg = bench.config.scope
     plan = plan_for(bench.device, amplitude, load_ohm, cfg.measure_channel, cfg.probe_attenuation)
     dut.start(program.id, [channel], amplitude)
-    bench.clock.wait(settle_time_s(program))
+    bench.wait(settle_time_s(program))
     train = capture(scope, acquisition(program, plan, "train"), cfg.timeout_s)
     pulse = capture(scope, acquisition(program, plan, "pulse"), cfg.timeout_s)
     dut.stop([channel])

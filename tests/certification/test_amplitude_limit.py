@@ -37,7 +37,7 @@ def test_start_above_maximum_refused(program, channel, bench, dut, scope, device
     except DeviceRefused as exc:
         assert exc.name == "OUT_OF_RANGE", f"refused for the wrong reason: {exc}"
     measure(REFUSED, float(refused), request_mA=over, program=program.id, channel=channel)
-    bench.clock.wait(settle_time_s(program))
+    bench.wait(settle_time_s(program))
     cfg = bench.config.scope
     floor = device_model.tolerances.amplitude_floor_mA
     # A sensitive range: any output above a few times the floor clips the capture, which reads as
@@ -55,7 +55,7 @@ def test_raise_above_maximum_refused(program, channel, bench, dut, scope, device
     bench.load.connect(channel, load_named(bench, MEASUREMENT_LOAD_OHM))
     nominal = program.amplitude_mA
     dut.start(program.id, [channel], nominal)
-    bench.clock.wait(settle_time_s(program))
+    bench.wait(settle_time_s(program))
     refused = True
     try:
         dut.set_amplitude(channel, over)
@@ -63,7 +63,7 @@ def test_raise_above_maximum_refused(program, channel, bench, dut, scope, device
     except DeviceRefused as exc:
         assert exc.name == "OUT_OF_RANGE", f"refused for the wrong reason: {exc}"
     measure(REFUSED, float(refused), request_mA=over, program=program.id, channel=channel)
-    bench.clock.wait(0.5)
+    bench.wait(0.5)
     cfg = bench.config.scope
     # On screen up to the refused amplitude; triggered by any pulse of at least half the nominal one.
     plan = plan_for(device_model, over, MEASUREMENT_LOAD_OHM, cfg.measure_channel, cfg.probe_attenuation)

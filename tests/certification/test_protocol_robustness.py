@@ -46,7 +46,7 @@ def test_bad_frame_refused_output_unchanged(bad_input, bench, dut, scope, device
     channel = 1
     bench.load.connect(channel, load_named(bench, MEASUREMENT_LOAD_OHM))
     dut.start(program.id, [channel], program.amplitude_mA)
-    bench.clock.wait(settle_time_s(program))
+    bench.wait(settle_time_s(program))
     before = {s.channel: (s.state, s.target_mA) for s in dut.status()}
 
     raw, expected = BAD_INPUTS[bad_input]
