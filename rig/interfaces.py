@@ -6,6 +6,7 @@ ever see these; whether a bench is simulated is a property they may read, never 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -137,6 +138,16 @@ class LoadBox(Protocol):
     def close(self) -> None: ...
 
 
+class Periodic(Protocol):
+    """A periodic callback on a bench clock (e.g. the controller's keep-alive heartbeat)."""
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def cancel(self) -> None: ...
+
+
 @runtime_checkable
 class Clock(Protocol):
     """The bench's notion of time: virtual on a simulated bench, wall-clock on a real one."""
@@ -144,6 +155,10 @@ class Clock(Protocol):
     def now(self) -> float: ...
 
     def wait(self, seconds: float) -> None: ...
+
+    def every(self, interval_s: float, callback: Callable[[], None]) -> Periodic:
+        """Call ``callback`` every ``interval_s`` of bench time, whatever else the rig is waiting for."""
+        ...
 
 
 @runtime_checkable

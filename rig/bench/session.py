@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,13 @@ from rig.config.device import DeviceModel
 from rig.config.loader import load_bench, load_device, load_programs
 from rig.config.program import Program
 from rig.dut.serial_link import SerialDutLink
-from rig.interfaces import Clock, LoadBox, Oscilloscope
+from rig.errors import StimrigError
+from rig.interfaces import Clock, LoadBox, Oscilloscope, Periodic
 
 log = logging.getLogger(__name__)
 
-KEEPALIVE_INTERVAL_S = 0.2
+# The controller's heartbeat: well inside any BLE supervision timeout (>= 100 ms, spec minimum).
+KEEPALIVE_INTERVAL_S = 0.05
 
 
 class RigBench:
@@ -43,6 +46,8 @@ class RigBench:
         self._dut: SerialDutLink | None = None
         self._load: LoadBox | None = None
         self._clock: Clock = WallClock()
+        self._heartbeat: Periodic | None = None
+        self.link_errors: list[str] = []  # keep-alives that failed, with the bench time
         self._started = False
         if fault is not None and not config.simulated:
             from rig.errors import FixtureError
@@ -113,6 +118,7 @@ class RigBench:
 
     @property
     def dut(self) -> SerialDutLink:
+        """The DUT link. Opening it starts the controller's keep-alive heartbeat."""
         if self._dut is None:
             d = self.config.dut
             self._dut = SerialDutLink(
@@ -121,6 +127,7 @@ class RigBench:
                 reply_timeout_s=d.reply_timeout_s,
                 ceiling_mA=self.config.amplitude_ceiling_mA,
             )
+            self._heartbeat = self.clock.every(KEEPALIVE_INTERVAL_S, self._keepalive)
         return self._dut
 
     @property
@@ -136,21 +143,33 @@ class RigBench:
         return self._load
 
     def wait(self, seconds: float) -> None:
-        """Wait on the bench clock while the controller keeps the radio/serial link alive.
+        """Let the DUT run for ``seconds`` of bench time. The controller's heartbeat keeps the link
+        alive meanwhile (as it does during scope captures): see ``silenced`` for the opposite."""
+        self.clock.wait(seconds)
 
-        This is how a test lets the DUT run: the rig sends a KEEPALIVE at least every
-        KEEPALIVE_INTERVAL_S, as a clinic controller does, so the device's link-loss supervision never
-        fires. ``clock.wait`` is the other thing: a controller that has gone silent.
-        Same code on a simulated bench (virtual time) and a real one (wall time).
+    @contextlib.contextmanager
+    def silenced(self) -> Iterator[float]:
+        """The controller goes silent: no frame at all reaches the DUT until the block ends.
+
+        Yields the bench time of the silence's start (after the last frame's reply).
         """
-        if seconds < 0:
-            raise ValueError(f"cannot wait a negative time ({seconds} s)")
-        clock = self.clock
-        end = clock.now() + seconds
-        while (left := end - clock.now()) > 1e-9:
-            clock.wait(min(KEEPALIVE_INTERVAL_S, left))
-            if self._dut is not None:
-                self._dut.keepalive()
+        heartbeat = self._heartbeat
+        if heartbeat is not None:
+            heartbeat.pause()
+        try:
+            yield self.clock.now()
+        finally:
+            if heartbeat is not None:
+                heartbeat.resume()
+
+    def _keepalive(self) -> None:
+        if self._dut is None:
+            return
+        try:
+            self._dut.keepalive()
+        except StimrigError as exc:
+            self.link_errors.append(f"{self.clock.now():.3f} s: {exc}")
+            raise
 
     def program(self, program_id: str) -> Program:
         for p in self.programs:
@@ -171,6 +190,9 @@ class RigBench:
                 self.virtual.emergency_stop_outputs()
 
     def close(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
         self.outputs_off()
         for closer in (self._scope, self._dut):
             if closer is not None:

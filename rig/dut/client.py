@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Protocol
 
@@ -25,6 +26,8 @@ class ProtocolClient:
         self.reply_timeout_s = reply_timeout_s
         self._decoder = FrameDecoder()
         self._seq = 0
+        # the heartbeat may send a KEEPALIVE from another thread: one exchange on the line at a time
+        self._lock = threading.RLock()
 
     def _next_seq(self) -> int:
         # 1..255: seq 0 is what the device answers a frame whose seq it could not read (broken COBS).
@@ -33,8 +36,9 @@ class ProtocolClient:
 
     def request(self, kind: MsgType, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         """Send one request and return the reply payload; refuse, time out or fail loudly."""
-        frame = Frame(int(kind), self._next_seq(), payload or {})
-        reply = self.transact(encode_frame(frame), kind.name, frame.seq)
+        with self._lock:
+            frame = Frame(int(kind), self._next_seq(), payload or {})
+            reply = self.transact(encode_frame(frame), kind.name, frame.seq)
         if reply.msg_type == MsgType.ERROR:
             p = reply.payload
             raise DeviceRefused(
@@ -49,6 +53,10 @@ class ProtocolClient:
 
     def transact(self, raw: bytes, what: str, seq: int | None) -> Frame:
         """Write raw bytes and wait for the reply frame carrying ``seq`` (or any reply if None)."""
+        with self._lock:
+            return self._transact(raw, what, seq)
+
+    def _transact(self, raw: bytes, what: str, seq: int | None) -> Frame:
         self.stream.write(raw)
         deadline = time.monotonic() + self.reply_timeout_s
         data = b""  # first look at frames already buffered, then read
