@@ -45,6 +45,20 @@ class AmplitudeClampMissing(Firmware):
         return amplitude_mA
 
 
+class LinkLossCutoffLate(Firmware):
+    """Supervision timer loaded with the wrong constant: the link-loss cutoff comes 3x late."""
+
+    def supervision_timeout_s(self) -> float:
+        return 3.0 * super().supervision_timeout_s()
+
+
+class LinkLossCutoffMissing(Firmware):
+    """The link-loss handler was never registered: stimulation carries on without a controller."""
+
+    def on_link_lost(self) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class Fault:
     name: str
@@ -59,6 +73,8 @@ FAULTS: dict[str, Fault] = {
         Fault("phase_duration_off_10pct", PhaseDurationOff10pct, PhaseDurationOff10pct.__doc__ or ""),
         Fault("charge_imbalance", ChargeImbalance, ChargeImbalance.__doc__ or ""),
         Fault("amplitude_clamp_missing", AmplitudeClampMissing, AmplitudeClampMissing.__doc__ or ""),
+        Fault("link_loss_cutoff_late", LinkLossCutoffLate, LinkLossCutoffLate.__doc__ or ""),
+        Fault("link_loss_cutoff_missing", LinkLossCutoffMissing, LinkLossCutoffMissing.__doc__ or ""),
     )
 }
 

@@ -64,7 +64,33 @@ class Electrode(_Strict):
     min_area_cm2: float = Field(gt=0, description="conductive area of the smallest electrode offered")
 
 
-SOURCED_SECTIONS = ("output", "limits", "tolerances", "electrode")
+class Safety(_Strict):
+    """Safety cutoffs and the limits the certification suite holds them to."""
+
+    supervision_timeout_s: float = Field(
+        ge=0.1, le=32.0, description="no valid controller frame for this long = link lost (BLE: 100 ms .. 32 s)"
+    )
+    link_loss_ramp_down_s: float = Field(ge=0, le=10, description="output ramps to zero over this after link loss")
+    link_loss_cutoff_max_s: float = Field(
+        gt=0, le=60, description="limit: controller silent -> last pulse above 10 % of its amplitude"
+    )
+    cutoff_test_amplitudes_mA: tuple[float, float] = Field(
+        description="minimum and maximum amplitude every cutoff test runs at"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Safety:
+        if self.link_loss_cutoff_max_s < self.supervision_timeout_s:
+            raise ValueError(
+                "safety.link_loss_cutoff_max_s is below safety.supervision_timeout_s: no device could meet it"
+            )
+        lo, hi = self.cutoff_test_amplitudes_mA
+        if not 0 < lo < hi:
+            raise ValueError("safety.cutoff_test_amplitudes_mA must be [minimum, maximum] with 0 < minimum < maximum")
+        return self
+
+
+SOURCED_SECTIONS = ("output", "limits", "tolerances", "electrode", "safety")
 
 
 class DeviceModel(_Strict):
@@ -78,6 +104,7 @@ class DeviceModel(_Strict):
     limits: Limits
     tolerances: Tolerances
     electrode: Electrode
+    safety: Safety
     sources: dict[str, str] = Field(
         description="for every numeric field of output/limits/tolerances/electrode: where the number comes from"
     )
@@ -87,7 +114,7 @@ class DeviceModel(_Strict):
         for section in SOURCED_SECTIONS:
             block = getattr(self, section)
             for name, value in block:
-                if isinstance(value, int | float) and not isinstance(value, bool):
+                if isinstance(value, int | float | tuple) and not isinstance(value, bool):
                     key = f"{section}.{name}"
                     if not self.sources.get(key, "").strip():
                         raise ValueError(

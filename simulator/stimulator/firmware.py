@@ -32,7 +32,16 @@ from rig.protocol.messages import (
 )
 from simulator.stimulator.schedule import PulseSchedule, Segment
 
-SEAMS = ("pulse_period_s", "phase_timing_s", "check_amplitude", "channels_affected")
+SEAMS = (
+    "pulse_period_s",
+    "phase_timing_s",
+    "check_amplitude",
+    "channels_affected",
+    "supervision_timeout_s",
+    "on_link_lost",
+)
+RUNNING = ("ramp_up", "on", "ramp_down", "off_phase")
+RESTARTABLE = ("idle", "stopped", "link_lost")
 
 
 class Refusal(Exception):
@@ -64,10 +73,16 @@ class Firmware:
         self.channels = {
             n: ChannelRuntime(n, PulseSchedule(rise_s)) for n in range(1, device.channels + 1)
         }
+        self.last_frame_s = env.now
+        self._frame_arrived = env.event()
+        self.link_losses: list[float] = []  # bench times at which the link was declared lost
+        self._supervisor = env.process(self._supervise())
 
     # ---- protocol ---------------------------------------------------------------------------
     def handle(self, received: Frame | FrameError) -> Generator[simpy.Event, Any, Frame]:
         """simpy process: take the firmware's command latency, then act and reply."""
+        if not isinstance(received, FrameError):
+            self._note_valid_frame()
         yield self.env.timeout(self.device.output.command_latency_ms / 1000.0)
         if isinstance(received, FrameError):
             seq = received.seq if received.seq is not None else 0
@@ -176,6 +191,51 @@ class Firmware:
         """Which channels a command addressed to ``requested`` acts on."""
         return list(requested)
 
+    def supervision_timeout_s(self) -> float:
+        return self.device.safety.supervision_timeout_s
+
+    # ---- link supervision ---------------------------------------------------------------------
+    def _note_valid_frame(self) -> None:
+        self.last_frame_s = self.env.now
+        if not self._frame_arrived.triggered:
+            self._frame_arrived.succeed()
+
+    def _supervise(self) -> Generator[simpy.Event, Any, None]:
+        """Declare the link lost when no valid frame arrived for the supervision timeout.
+
+        Wakes once per timeout while frames keep coming, never per frame or per pulse.
+        """
+        while True:
+            left = self.last_frame_s + self.supervision_timeout_s() - self.env.now
+            if left > 0:
+                yield self.env.timeout(left)
+                continue
+            self.link_losses.append(self.env.now)
+            self.on_link_lost()
+            self._frame_arrived = self.env.event()
+            yield self._frame_arrived
+
+    def on_link_lost(self) -> None:
+        """Every running channel ramps to zero over the fixture's link-loss ramp, then stays off."""
+        for ch in self.channels.values():
+            if ch.state in RUNNING:
+                if ch.process is not None and ch.process.is_alive:
+                    ch.process.interrupt("link lost")
+                ch.state = "link_lost"
+                ch.process = self.env.process(self._link_loss_ramp(ch))
+
+    def _link_loss_ramp(self, ch: ChannelRuntime) -> Generator[simpy.Event, Any, None]:
+        ramp_s = self.device.safety.link_loss_ramp_down_s
+        try:
+            cur = ch.schedule.current
+            if cur is not None and ch.program is not None:
+                self._ramp(ch, float(cur.envelope_mA(self.env.now)), 0.0, ramp_s)
+                yield self.env.timeout(ramp_s + cur.period_s)
+            ch.schedule.close(ch.schedule.end_of_pulse_s(self.env.now))
+            ch.program, ch.target_mA, ch.process = None, 0.0, None
+        except simpy.Interrupt:
+            return
+
     # ---- commands -----------------------------------------------------------------------------
     def start(self, req: StartRequest) -> None:
         program = self.programs.get(req.program)
@@ -186,7 +246,7 @@ class Firmware:
         channels = [self._channel(n) for n in req.channels]
         amplitude = self.check_amplitude(req.amplitude_mA)
         self.check_program(program)
-        busy = [ch.number for ch in channels if ch.state not in ("idle", "stopped")]
+        busy = [ch.number for ch in channels if ch.state not in RESTARTABLE or ch.process is not None]
         if busy:
             raise Refusal(ErrorCode.INVALID_STATE, f"channel(s) {busy} already running; stop them first")
         for n in self.channels_affected(req.channels):
@@ -197,7 +257,7 @@ class Firmware:
     def set_amplitude(self, req: SetAmplitudeRequest) -> None:
         ch = self._channel(req.channel)
         amplitude = self.check_amplitude(req.amplitude_mA)
-        if ch.program is None or ch.state in ("idle", "stopped"):
+        if ch.program is None or ch.state not in RUNNING:
             raise Refusal(ErrorCode.INVALID_STATE, f"channel {ch.number} is not running a program")
         for n in self.channels_affected([req.channel]):
             self._retarget(self._channel(n), amplitude)

@@ -31,9 +31,20 @@ def crossings(x: np.ndarray, level: float, t0: float, dt: float, *, rising: bool
     return t0 + (idx + (level - x0) / (x1 - x0)) * dt
 
 
+def without_link_supervision(device: DeviceModel) -> DeviceModel:
+    """The device with its link-loss supervision pushed out of reach (10^9 s).
+
+    For tests of other behaviour that drive the firmware for minutes of bench time without a
+    controller heartbeat; link loss itself is tested with the real fixture (test_link_loss.py).
+    The copy bypasses validation on purpose: no real device may have such a timeout.
+    """
+    safety = device.safety.model_copy(update={"supervision_timeout_s": 1e9, "link_loss_cutoff_max_s": 1e9})
+    return device.model_copy(update={"safety": safety})
+
+
 @pytest.fixture(scope="session")
 def device() -> DeviceModel:
-    return load_device(DEVICE_FILE)
+    return without_link_supervision(load_device(DEVICE_FILE))
 
 
 @pytest.fixture(scope="session")

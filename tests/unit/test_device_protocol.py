@@ -35,6 +35,7 @@ from rig.protocol.messages import PayloadError
 from simulator.clock import SimClock
 from simulator.device_server import PtyDeviceServer
 from simulator.stimulator.firmware import Firmware
+from tests.unit.conftest import without_link_supervision
 
 CEILING_MA = 110.0  # the bench's amplitude ceiling: nothing above it is ever sent
 DEVICE_MAX_MA = 100.0  # CS-4 limits.max_amplitude_mA
@@ -54,7 +55,7 @@ class Sim:
 
 @pytest.fixture
 def sim() -> Iterator[Sim]:
-    device = load_device(FIXTURES_DIR / "devices" / "cs4.yaml")
+    device = without_link_supervision(load_device(FIXTURES_DIR / "devices" / "cs4.yaml"))
     programs = {p.id: p for p in load_programs()}
     clock = SimClock()
     firmware = Firmware(clock.env, device, programs)

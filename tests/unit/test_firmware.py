@@ -465,6 +465,9 @@ FAULT_EFFECTS: dict[str, dict[str, Any]] = {
     "phase_duration_off_10pct": {"p1_us": 165.0, "p2_us": 165.0},
     "charge_imbalance": {"p2_us": 120.0, "net_uC": 25.0 * 30e-6 * 1e3},  # phase 2 20 % short, amplitude unchanged
     "amplitude_clamp_missing": {"accepts_105mA": True},
+    # link-loss defects leave the pulses alone (checked here); their effect is in test_link_loss.py
+    "link_loss_cutoff_late": {},
+    "link_loss_cutoff_missing": {},
 }
 
 
