@@ -61,7 +61,9 @@ def run_serve(args: argparse.Namespace) -> int:
             with vbench.clock.lock:
                 vbench.firmware.start(StartRequest(program=prog_id, channels=[channel],
                                                    amplitude_mA=amplitude or prog.amplitude_mA))
-            print(f"  started {prog_id} on channel {channel} into {first_load}")
+            vbench.run_controller_heartbeat()
+            print(f"  started {prog_id} on channel {channel} into {first_load}; a built-in controller keeps "
+                  "the link alive (KEEPALIVE every 0.1 s)")
         print("Ctrl-C stops the bench (all outputs off).", flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -7,15 +7,19 @@ scope over SCPI/TCP, and is the ScopeHost the emulated scope renders captures fr
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import simpy
 
 from rig.config.bench import BenchConfig
 from rig.config.device import DeviceModel
 from rig.config.loader import resolve_fixture
 from rig.config.program import Program
+from rig.protocol.framing import Frame
+from rig.protocol.messages import MsgType
 from simulator.clock import SimClock
 from simulator.device_server import PtyDeviceServer
 from simulator.faults import firmware_class
@@ -106,6 +110,22 @@ class VirtualBench:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # ---- a built-in controller, for `stimrig serve --start` only ------------------------------
+    def run_controller_heartbeat(self, interval_s: float = 0.1) -> None:
+        """Stand in for a clinic controller: a KEEPALIVE frame every ``interval_s`` of bench time,
+        through the same firmware path as frames from the pty. Never used under test: there, the
+        rig is the controller."""
+
+        def heartbeat() -> Generator[simpy.Event, Any, None]:
+            seq = 0
+            while True:
+                yield self.clock.env.timeout(interval_s)
+                seq = seq % 255 + 1
+                yield self.clock.env.process(self.firmware.handle(Frame(MsgType.KEEPALIVE, seq, {})))
+
+        with self.clock.lock:
+            self.clock.env.process(heartbeat())
 
     # ---- bench-side safety net ----------------------------------------------------------------
     def emergency_stop_outputs(self) -> None:
