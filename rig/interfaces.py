@@ -76,6 +76,13 @@ class Oscilloscope(Protocol):
     def single(self, timeout_s: float) -> None:
         """Arm one acquisition and wait until it has triggered and completed, or raise InstrumentError."""
 
+    def arm(self) -> None:
+        """Arm one acquisition with the configured set-up and return at once (for an event the rig
+        causes next, e.g. a marker edge)."""
+
+    def wait_acquired(self, timeout_s: float, clock: Clock, poll_s: float = 0.01) -> None:
+        """Wait, letting ``clock`` run, until the armed acquisition completed; InstrumentError if not."""
+
     def read_waveform(self, channel: int) -> Capture: ...
 
     def close(self) -> None: ...
@@ -131,6 +138,10 @@ class LoadBox(Protocol):
     def loads(self) -> dict[str, float]: ...
 
     def connect(self, dut_channel: int, load: str) -> None: ...
+
+    def mark(self) -> float | None:
+        """Pulse the marker output (scope CH2) to time-stamp an event the rig causes."""
+        ...
 
     @property
     def connected(self) -> tuple[int, str] | None: ...

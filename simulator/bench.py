@@ -54,6 +54,16 @@ class _LoadVoltage:
         return load_voltage_V(current, ohm, b.device.output.compliance_voltage_V)
 
 
+class _Marker:
+    """The load box's marker output (relay-sense / MARK), wired to scope CH2."""
+
+    def __init__(self, bench: VirtualBench) -> None:
+        self.bench = bench
+
+    def render(self, t0_s: float, dt_s: float, n: int) -> np.ndarray:
+        return self.bench.loadbox.marker_V(t0_s, dt_s, n)
+
+
 class VirtualBench:
     def __init__(
         self,
@@ -79,8 +89,9 @@ class VirtualBench:
         self.rngs = SeededStreams(config.seed)
         self.clock = SimClock(realtime=self.realtime)
         self.firmware = firmware_class(self.fault)(self.clock.env, device, {p.id: p for p in programs})
-        self.loadbox = SimLoadBox(config.load.loads_ohm, device.channels)
+        self.loadbox = SimLoadBox(config.load.loads_ohm, device.channels, clock=self.clock)
         self._signal = _LoadVoltage(self)
+        self._marker = _Marker(self)
         self.device_server = PtyDeviceServer(self.clock, self.firmware)
         self._scope_server: Any = None
         self.resources: SimResources | None = None
@@ -144,11 +155,14 @@ class VirtualBench:
     def advance_to(self, t_s: float) -> None:
         self.clock.advance_to(t_s)
 
-    def signal(self, channel: int) -> _LoadVoltage | None:
-        return self._signal if channel == 1 else None
+    def signal(self, channel: int) -> _LoadVoltage | _Marker | None:
+        """CH1: across the measurement load (10:1 probe). CH2: the load box's marker output (BNC)."""
+        if channel == 1:
+            return self._signal
+        return self._marker if channel == 2 else None
 
     def probe_attenuation(self, channel: int) -> float:
-        return MEASURE_PROBE_ATTENUATION
+        return MEASURE_PROBE_ATTENUATION if channel == 1 else 1.0
 
     def rng(self, stream: str) -> np.random.Generator:
         return self.rngs(stream)

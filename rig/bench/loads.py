@@ -27,6 +27,12 @@ class FixedLoad:
                 "(expected a bench with a switchable load box for that)"
             )
 
+    def mark(self) -> float | None:
+        raise StimrigError(
+            "fixed load: this bench has no marker output, so event-to-cutoff latencies cannot be timed "
+            "(expected a relay load box whose marker output is wired to the scope's marker channel)"
+        )
+
     @property
     def connected(self) -> tuple[int, str] | None:
         return self._route

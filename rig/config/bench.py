@@ -20,6 +20,7 @@ class ScopeConfig(_Strict):
     visa_library: str = Field(default="@py", description="pyvisa backend: '@py' or a VISA library path")
     timeout_s: float = Field(default=5.0, gt=0, le=600)
     measure_channel: int = Field(default=1, ge=1, le=4, description="channel probing the measurement load")
+    marker_channel: int = Field(default=2, ge=1, le=4, description="channel wired to the load box marker output")
     probe_attenuation: float = Field(default=10.0, gt=0, description="attenuation of the probe wired on it")
 
 

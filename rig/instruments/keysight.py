@@ -18,7 +18,7 @@ from rig.capture import Capture
 from rig.errors import InstrumentError
 from rig.instruments.blocks import read_definite_block
 from rig.instruments.visa import IDN_EXPECTED, ScpiSession, is_timeout, parse_identity, visa_errors
-from rig.interfaces import AcquisitionSetup, InstrumentIdentity
+from rig.interfaces import AcquisitionSetup, Clock, InstrumentIdentity
 
 FAMILY = "Keysight/Agilent InfiniiVision 2000X/3000X/3000T"
 _MANUFACTURERS = ("KEYSIGHT", "AGILENT")
@@ -119,6 +119,9 @@ def _error_code(instrument: str, reply: str) -> int:
         raise InstrumentError(
             instrument, ":SYSTem:ERRor?", f"unparsable error-queue entry {reply!r}", '<code>,"<message>"'
         ) from exc
+
+
+OPER_RUN_BIT = 0x08  # :OPERegister:CONDition? bit 3: the scope is running / acquiring
 
 
 class KeysightInfiniiVision:
@@ -254,6 +257,33 @@ class KeysightInfiniiVision:
         if reply != "1":
             self._resync(f"*OPC? answered {reply!r}")
             raise InstrumentError(self.resource, command, f"*OPC? answered {reply!r}", "'1'")
+
+    def arm(self) -> None:
+        """Arm one acquisition (:SINGle) and return at once: the event it waits for comes after."""
+        self._guard(":SINGle")
+        self._session.write(":SINGle")
+
+    def wait_acquired(self, timeout_s: float, clock: Clock, poll_s: float = 0.01) -> None:
+        """Poll until the armed acquisition has triggered and completed, letting ``clock`` run between
+        polls (bench time on a virtual bench, wall time on a real one); InstrumentError on timeout."""
+        command = ":OPERegister:CONDition?"
+        self._guard(command)
+        deadline = clock.now() + timeout_s
+        while True:
+            reply = self._query(command, expected="an integer (bit 3 = still acquiring)")
+            try:
+                running = int(float(reply)) & OPER_RUN_BIT
+            except ValueError:
+                raise InstrumentError(self.resource, command, f"answered {reply!r}", "an integer") from None
+            if not running:
+                return
+            if clock.now() >= deadline:
+                self._resync(f"no trigger within {timeout_s:g} s")
+                raise InstrumentError(
+                    self.resource, ":SINGle", f"no trigger within {timeout_s:g} s of bench time after arming",
+                    self._trigger_expectation(),
+                )
+            clock.wait(poll_s)
 
     def _trigger_expectation(self) -> str:
         if self._setup is None:

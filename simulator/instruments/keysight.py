@@ -134,6 +134,7 @@ class Pending:
     plan: Plan
     searched_to_s: float
     opc_flag: bool = field(default=False)  # *OPC (command) waits for this acquisition
+    auto_deadline_s: float | None = None  # AUTO sweep: acquire untriggered once bench time passes this
 
 
 class KeysightInfiniiVision:
@@ -261,6 +262,13 @@ class KeysightInfiniiVision:
         plan = self._plan(channels)
         start = self.host.now() + plan.geometry.pre_trigger_s
         wait = self.model.trigger.auto_timeout_s if plan.sweep == "AUTO" else self.search_horizon_s
+        if kind == "single":
+            # :SINGle arms and returns, as on the real scope: the event it waits for may be caused by
+            # the client afterwards, so the trigger is searched for only in bench time that passes
+            # later (only the client's waiting moves bench time). :DIGitize is the blocking form.
+            auto = start + wait if plan.sweep == "AUTO" else None
+            self.pending = Pending(kind, plan, start, auto_deadline_s=auto)
+            return
         self.host.advance_to(start)
         crossing, searched_to = self._search(plan, start, start + wait)
         if crossing is not None:
@@ -282,6 +290,9 @@ class KeysightInfiniiVision:
         if crossing is not None:
             self.pending = None
             self._complete(p.kind, p.plan, crossing, triggered=True, opc_flag=p.opc_flag)
+        elif p.auto_deadline_s is not None and now >= p.auto_deadline_s:
+            self.pending = None
+            self._complete(p.kind, p.plan, p.auto_deadline_s, triggered=False, opc_flag=p.opc_flag)
         else:
             p.searched_to_s = searched_to
 

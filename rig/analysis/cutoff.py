@@ -1,0 +1,66 @@
+"""Cutoff latency: from an event marked on one channel to the last output pulse above a fraction of
+the output's amplitude before the event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rig.capture import Capture
+from rig.errors import AnalysisError
+
+MIN_MARKER_SWING_V = 1.0
+
+
+@dataclass(frozen=True)
+class CutoffResult:
+    event_s: float  # marker rising edge (50 % crossing), capture time
+    amplitude_before: float  # output peak magnitude before the event (capture units)
+    last_above_s: float  # last sample above the threshold
+    latency_s: float  # last_above_s - event_s (the record end if the output never stopped)
+    stopped: bool  # False: still above the threshold at the end of the record
+
+
+def marker_edge_s(marker: Capture) -> float:
+    """Time of the marker's first rising 50 % crossing, linearly interpolated."""
+    v = marker.volts()
+    lo, hi = float(np.min(v)), float(np.max(v))
+    if hi - lo < MIN_MARKER_SWING_V:
+        raise AnalysisError(
+            f"{marker.instrument} CH{marker.channel}: the marker edge never appears in the capture "
+            f"(swing {hi - lo:.3g} V; expected a logic edge of at least {MIN_MARKER_SWING_V:g} V)"
+        )
+    mid = 0.5 * (lo + hi)
+    above = v > mid
+    idx = np.flatnonzero(~above[:-1] & above[1:])
+    if idx.size == 0:
+        raise AnalysisError(f"{marker.instrument} CH{marker.channel}: no rising marker edge in the capture")
+    i = int(idx[0])
+    frac = (mid - v[i]) / (v[i + 1] - v[i])
+    return float(marker.x_origin_s + (i + frac) * marker.x_increment_s)
+
+
+def cutoff_latency(output: Capture, marker: Capture, fraction: float = 0.10) -> CutoffResult:
+    """Latency from the marked event to the last sample of the output above ``fraction`` of its
+    pre-event amplitude (both polarities: biphasic pulses)."""
+    event_s = marker_edge_s(marker)
+    t = output.times()
+    v = np.abs(output.volts())
+    before = v[t < event_s]
+    if before.size == 0:
+        raise AnalysisError(f"{output.instrument} CH{output.channel}: no pre-event record to take the amplitude from")
+    amplitude = float(np.max(before))
+    noise = float(np.median(before)) + 6 * float(np.std(before[before < 0.5 * amplitude])) if before.size else 0.0
+    if amplitude <= 0 or amplitude * fraction <= noise:
+        raise AnalysisError(
+            f"{output.instrument} CH{output.channel}: no output before the event (peak {amplitude:.3g} V); "
+            "expected pulses to cut off"
+        )
+    threshold = fraction * amplitude
+    above = np.flatnonzero((v > threshold) & (t >= event_s))
+    if above.size == 0:
+        return CutoffResult(event_s, amplitude, event_s, 0.0, True)
+    last = int(above[-1])
+    stopped = last < v.size - 1 - int(0.01 * v.size)
+    return CutoffResult(event_s, amplitude, float(t[last]), float(t[last] - event_s), stopped)
