@@ -50,13 +50,14 @@ def run_serve(args: argparse.Namespace) -> int:
               + (f", fault {vbench.fault}" if vbench.fault else "") + "  [SIMULATED]")
         print(f"  oscilloscope (Keysight SCPI socket): {res.scope_resource}")
         print(f"  stimulator {device.model} serial port: {res.dut_port}")
-        print(f"  scope CH1 probes the measurement load ({', '.join(config.load.loads_ohm)}), 10:1 probe")
+        print(f"  relay load box serial port: {res.loadbox_port} (loads: {', '.join(vbench.loadbox.loads())})")
+        print("  scope CH1 probes the measurement load (10:1 probe); CH2 is the load box marker output")
         if start is not None:
             prog_id, channel, amplitude = start
             prog = next((p for p in programs if p.id == prog_id), None)
             if prog is None:
                 raise StimrigError(f"--start: no program {prog_id!r}; have {[p.id for p in programs]}")
-            first_load = next(iter(config.load.loads_ohm))
+            first_load = "R500"
             vbench.loadbox.connect(channel, first_load)
             with vbench.clock.lock:
                 vbench.firmware.start(StartRequest(program=prog_id, channels=[channel],

@@ -7,6 +7,7 @@ scope over SCPI/TCP, and is the ScopeHost the emulated scope renders captures fr
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +25,9 @@ from simulator.clock import SimClock
 from simulator.device_server import PtyDeviceServer
 from simulator.faults import firmware_class
 from simulator.loadbox import SimLoadBox
+from simulator.loadbox_server import PtyLoadBoxServer
+from simulator.loads import load_catalogue
 from simulator.rng import SeededStreams
-from simulator.stimulator.output_stage import load_voltage_V
 
 MEASURE_PROBE_ATTENUATION = 10.0  # the 10:1 passive probe wired across the measurement load
 
@@ -34,24 +36,37 @@ MEASURE_PROBE_ATTENUATION = 10.0  # the 10:1 passive probe wired across the meas
 class SimResources:
     scope_resource: str
     dut_port: str
+    loadbox_port: str
 
 
 class _LoadVoltage:
-    """Voltage across the measurement load, from the routed channel's pulse schedule."""
+    """Voltage across the measurement load: the routed channel's current into the routed load's model,
+    piecewise across relay switches inside the window."""
 
     def __init__(self, bench: VirtualBench) -> None:
         self.bench = bench
 
     def render(self, t0_s: float, dt_s: float, n: int) -> np.ndarray:
         b = self.bench
+        out = np.zeros(n)
         with b.clock.lock:
-            route = b.loadbox.route
-            if route is None:
-                return np.zeros(n)
-            channel, load = route
-            current = b.firmware.channels[channel].schedule.render_mA(t0_s, dt_s, n)
-            ohm = b.loadbox.loads()[load]
-        return load_voltage_V(current, ohm, b.device.output.compliance_voltage_V)
+            t_end = t0_s + n * dt_s
+            cuts = [(t0_s, b.loadbox.route_at(t0_s)), *b.loadbox.route_changes(t0_s, t_end)]
+            for k, (t_from, route) in enumerate(cuts):
+                t_to = cuts[k + 1][0] if k + 1 < len(cuts) else t_end
+                i0 = max(0, math.ceil((t_from - t0_s) / dt_s - 1e-9))
+                i1 = min(n, math.ceil((t_to - t0_s) / dt_s - 1e-9))
+                if route is None or i1 <= i0:
+                    continue
+                channel, load = route
+                model = b.loadbox.model(load)
+                # a load with memory (the electrode-skin capacitor) is rendered from its settled past
+                lead = math.ceil(min(model.memory_s, 1.0) / dt_s) if model.memory_s > 0 else 0
+                start = t0_s + (i0 - lead) * dt_s
+                current = b.firmware.channels[channel].schedule.render_mA(start, dt_s, i1 - i0 + lead)
+                volts = model.render_voltage_V(current, dt_s, b.device.output.compliance_voltage_V)
+                out[i0:i1] = volts[lead:]
+        return out
 
 
 class _Marker:
@@ -89,10 +104,11 @@ class VirtualBench:
         self.rngs = SeededStreams(config.seed)
         self.clock = SimClock(realtime=self.realtime)
         self.firmware = firmware_class(self.fault)(self.clock.env, device, {p.id: p for p in programs})
-        self.loadbox = SimLoadBox(config.load.loads_ohm, device.channels, clock=self.clock)
+        self.loadbox = SimLoadBox(load_catalogue(config.load.catalogue).models(), device.channels, clock=self.clock)
         self._signal = _LoadVoltage(self)
         self._marker = _Marker(self)
         self.device_server = PtyDeviceServer(self.clock, self.firmware)
+        self.loadbox_server = PtyLoadBoxServer(self.clock, self.loadbox)
         self._scope_server: Any = None
         self.resources: SimResources | None = None
 
@@ -101,9 +117,10 @@ class VirtualBench:
         from simulator.instruments.serve import serve_keysight
 
         port = self.device_server.start()
+        loadbox_port = self.loadbox_server.start()
         self._scope_server = serve_keysight(self, self.scope_model_path, self.bind, self.scope_port)
         resource = f"TCPIP0::{self.bind}::{self._scope_server.port}::SOCKET"
-        self.resources = SimResources(scope_resource=resource, dut_port=port)
+        self.resources = SimResources(scope_resource=resource, dut_port=port, loadbox_port=loadbox_port)
         return self.resources
 
     def stop(self) -> None:
@@ -113,6 +130,7 @@ class VirtualBench:
             self._scope_server.stop()
             self._scope_server = None
         self.device_server.stop()
+        self.loadbox_server.stop()
         self.clock.close()
 
     def __enter__(self) -> VirtualBench:

@@ -131,15 +131,26 @@ class RigBench:
         return self._dut
 
     @property
+    def loadbox_port(self) -> str:
+        self.start()
+        if self.config.load.port == AUTO:
+            return str(self.virtual.resources.loadbox_port)
+        return self.config.load.port
+
+    @property
     def load(self) -> LoadBox:
+        """The load box: a relay box over serial (the virtual bench serves one on a pty), or a
+        fixed resistor."""
         if self._load is None:
             self.start()
             cfg = self.config.load
-            if cfg.kind == "simulated":
-                self._load = self.virtual.loadbox
-            else:
-                assert cfg.fixed is not None
+            if cfg.kind == "fixed":
+                assert cfg.fixed is not None and cfg.loads_ohm is not None
                 self._load = FixedLoad(cfg.loads_ohm, cfg.fixed.load, cfg.fixed.dut_channel)
+            else:
+                from rig.loadbox import SerialLoadBox
+
+                self._load = SerialLoadBox(self.loadbox_port, baudrate=cfg.baudrate, timeout_s=cfg.timeout_s)
         return self._load
 
     def wait(self, seconds: float) -> None:
@@ -194,12 +205,13 @@ class RigBench:
             self._heartbeat.cancel()
             self._heartbeat = None
         self.outputs_off()
-        for closer in (self._scope, self._dut):
+        for closer in (self._scope, self._dut, self._load):
             if closer is not None:
                 with contextlib.suppress(Exception):
                     closer.close()
         self._scope = None
         self._dut = None
+        self._load = None
         if self.virtual is not None:
             self.virtual.stop()
 

@@ -37,25 +37,49 @@ class FixedLoad(_Strict):
 
 
 class LoadConfig(_Strict):
-    kind: Literal["simulated", "fixed"]
-    loads_ohm: dict[str, float] = Field(min_length=1, description="named measurement loads the bench has")
+    """How the bench switches loads.
+
+    - ``simulated``: the virtual bench's relay load box, served on a pty (port 'auto'), with the
+      load models of ``catalogue``;
+    - ``relay``: a real relay load box on a serial port (docs/loadbox.md);
+    - ``fixed``: no load box, one resistor wired to one DUT channel (``loads_ohm`` + ``fixed``).
+    """
+
+    kind: Literal["simulated", "relay", "fixed"]
+    port: str = Field(default=AUTO, min_length=1, description="serial port of the relay box ('auto' when simulated)")
+    baudrate: int = Field(default=115200, gt=0)
+    timeout_s: float = Field(default=2.0, gt=0, le=60)
+    catalogue: Path = Field(default=Path("fixtures/loads/standard.yaml"), description="simulated box's load models")
+    loads_ohm: dict[str, float] | None = Field(default=None, description="fixed: the resistor(s) wired")
     fixed: FixedLoad | None = None
 
     @field_validator("loads_ohm")
     @classmethod
-    def _positive(cls, v: dict[str, float]) -> dict[str, float]:
-        for name, ohms in v.items():
+    def _positive(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        for name, ohms in (v or {}).items():
             if not ohms > 0:
                 raise ValueError(f"load {name!r} must be a positive resistance in ohm, got {ohms}")
         return v
 
+    @field_validator("catalogue")
+    @classmethod
+    def _catalogue_exists(cls, v: Path, info: ValidationInfo) -> Path:
+        from rig.config.loader import resolve_fixture
+
+        resolved = resolve_fixture(v, (info.context or {}).get("path"))
+        if not resolved.is_file():
+            raise ValueError(f"load catalogue {str(v)!r} not found (expected a file under fixtures/loads/)")
+        return resolved
+
     @model_validator(mode="after")
-    def _fixed_known(self) -> LoadConfig:
+    def _kind_consistent(self) -> LoadConfig:
         if self.kind == "fixed":
-            if self.fixed is None:
-                raise ValueError("a 'fixed' load needs fixed.load and fixed.dut_channel")
+            if self.fixed is None or not self.loads_ohm:
+                raise ValueError("a 'fixed' load needs loads_ohm and fixed.load / fixed.dut_channel")
             if self.fixed.load not in self.loads_ohm:
                 raise ValueError(f"fixed.load {self.fixed.load!r} is not one of loads_ohm {list(self.loads_ohm)}")
+        elif self.kind == "relay" and self.port == AUTO:
+            raise ValueError("a 'relay' load box needs its serial port (load.port), not 'auto'")
         return self
 
 
@@ -97,12 +121,12 @@ class BenchConfig(_Strict):
             if self.scope.resource == AUTO or self.dut.port == AUTO:
                 raise ValueError("a hardware bench needs a real scope.resource and dut.port, not 'auto'")
             if self.load.kind == "simulated":
-                raise ValueError("a hardware bench cannot use a 'simulated' load")
+                raise ValueError("a hardware bench cannot use a 'simulated' load box (use 'relay' or 'fixed')")
             if self.simulator is not None:
                 raise ValueError("'simulator' settings belong only to a bench with target: sim")
         else:
             if self.load.kind != "simulated":
-                raise ValueError("a simulated bench uses load.kind: simulated")
+                raise ValueError("a simulated bench uses load.kind: simulated (its relay box is served on a pty)")
         ctx = info.context or {}
         if ctx.get("path") is not None:
             object.__setattr__(self, "path", Path(ctx["path"]))
