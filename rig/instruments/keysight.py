@@ -259,9 +259,22 @@ class KeysightInfiniiVision:
             raise InstrumentError(self.resource, command, f"*OPC? answered {reply!r}", "'1'")
 
     def arm(self) -> None:
-        """Arm one acquisition (:SINGle) and return at once: the event it waits for comes after."""
-        self._guard(":SINGle")
+        """Arm one acquisition (:SINGle) and return as soon as the scope confirms it is armed.
+
+        :SINGle has no reply; the query after it is the synchronisation point (a SCPI instrument
+        handles one program message after the other), so the rig never causes its event before
+        the scope has armed, however busy the machine is."""
+        command = ":SINGle;:OPERegister:CONDition?"
+        self._guard(command)
         self._session.write(":SINGle")
+        reply = self._query(":OPERegister:CONDition?", expected="an integer with bit 3 (running) set")
+        try:
+            armed = int(float(reply)) & OPER_RUN_BIT
+        except ValueError:
+            raise InstrumentError(self.resource, command, f"answered {reply!r}", "an integer") from None
+        if not armed:
+            raise InstrumentError(self.resource, command, f"not armed (condition register {reply})",
+                                  "bit 3 (running) set after :SINGle")
 
     def wait_acquired(self, timeout_s: float, clock: Clock, poll_s: float = 0.01) -> None:
         """Poll until the armed acquisition has triggered and completed, letting ``clock`` run between
