@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rig import __version__
+from rig.cli_validate import add_arguments as add_validate_arguments
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,6 +51,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return run_serve(args)
 
 
+def cmd_validate_suite(args: argparse.Namespace) -> int:
+    from rig.cli_validate import run_validate_suite
+
+    return run_validate_suite(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stimrig", description="Test rig and simulator for EMS/TENS stimulators")
     parser.add_argument("--version", action="version", version=f"stimrig {__version__}")
@@ -77,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start a program when the bench comes up, e.g. tens_hf:1:25")
     s.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
     s.set_defaults(func=cmd_serve)
+
+    v = sub.add_parser(
+        "validate-suite", help="validate the suite itself: clean firmware passes, every catalogued fault is caught"
+    )
+    add_validate_arguments(v)
+    v.set_defaults(func=cmd_validate_suite)
     return parser
 
 
