@@ -49,7 +49,9 @@ class LoadConfig(_Strict):
     port: str = Field(default=AUTO, min_length=1, description="serial port of the relay box ('auto' when simulated)")
     baudrate: int = Field(default=115200, gt=0)
     timeout_s: float = Field(default=2.0, gt=0, le=60)
-    catalogue: Path = Field(default=Path("fixtures/loads/standard.yaml"), description="simulated box's load models")
+    catalogue: Path = Field(
+        default=Path("fixtures/loads/standard.yaml"), validate_default=True, description="simulated box's load models"
+    )
     loads_ohm: dict[str, float] | None = Field(default=None, description="fixed: the resistor(s) wired")
     fixed: FixedLoad | None = None
 
