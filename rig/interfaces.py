@@ -105,6 +105,7 @@ class ChannelStatus:
     amplitude_mA: float  # present output amplitude (envelope), not the set-point
     target_mA: float
     elapsed_s: float
+    fault: str | None = None  # e.g. "electrode_off", "over_current", "watchdog", "low_battery"
 
 
 @runtime_checkable

@@ -104,7 +104,12 @@ class VirtualBench:
         self.rngs = SeededStreams(config.seed)
         self.clock = SimClock(realtime=self.realtime)
         self.firmware = firmware_class(self.fault)(self.clock.env, device, {p.id: p for p in programs})
-        self.loadbox = SimLoadBox(load_catalogue(config.load.catalogue).models(), device.channels, clock=self.clock)
+        self.loadbox = SimLoadBox(
+            load_catalogue(config.load.catalogue).models(), device.channels, clock=self.clock,
+            on_change=self._load_changed,
+        )
+        # what the stimulator's output-stage sensing sees: the impedance of the load each channel drives
+        self.firmware.sense = lambda ch: self.loadbox.model(self.loadbox.load_of(ch)).sensed_impedance_ohm
         self._signal = _LoadVoltage(self)
         self._marker = _Marker(self)
         self.device_server = PtyDeviceServer(self.clock, self.firmware)
@@ -139,6 +144,11 @@ class VirtualBench:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _load_changed(self, dut_channel: int, load: str) -> None:
+        """The load box switched a relay: the stimulator sees it on its next pulses."""
+        with self.clock.lock:
+            self.firmware.on_load_changed(dut_channel)
 
     # ---- a built-in controller, for `stimrig serve --start` only ------------------------------
     def run_controller_heartbeat(self, interval_s: float = 0.1) -> None:

@@ -77,12 +77,34 @@ class Safety(_Strict):
     cutoff_test_amplitudes_mA: tuple[float, float] = Field(
         description="minimum and maximum amplitude every cutoff test runs at"
     )
+    load_fault_detect_pulses: int = Field(
+        ge=1, le=10, description="electrode-off / short / over-current seen on this many consecutive pulses trips"
+    )
+    electrode_off_threshold_ohm: float = Field(
+        gt=10_000, description="sensed impedance above this = electrode off (the 10 kohm test load must still work)"
+    )
+    electrode_off_cutoff_max_ms: float = Field(gt=0, le=10_000, description="limit: electrode off -> output stopped")
+    short_circuit_threshold_ohm: float = Field(ge=0, lt=500, description="sensed load impedance below this = short")
+    overcurrent_margin_pct: float = Field(
+        gt=0, le=100, description="sensed current above the commanded by more than this (+1 DAC step) = over-current"
+    )
+    overcurrent_cutoff_max_ms: float = Field(gt=0, le=10_000, description="limit: short / over-current -> output off")
+    emergency_stop_max_ms: float = Field(gt=0, le=1000, description="limit: EMERGENCY_STOP frame -> all channels at 0")
+    watchdog_period_ms: float = Field(gt=0, le=10_000, description="main loop silent this long = watchdog resets MCU")
+    watchdog_cutoff_max_ms: float = Field(gt=0, le=10_000, description="limit: main loop hung -> output disabled")
+    max_amplitude_step_mA: float = Field(gt=0, le=200, description="largest amplitude change pulse to pulse")
+    low_battery_V: float = Field(gt=0, le=50, description="battery below this = orderly ramp-down, no new START")
+    low_battery_ramp_down_s: float = Field(ge=0, le=30, description="output ramps to zero over this on low battery")
 
     @model_validator(mode="after")
     def _consistent(self) -> Safety:
         if self.link_loss_cutoff_max_s < self.supervision_timeout_s:
             raise ValueError(
                 "safety.link_loss_cutoff_max_s is below safety.supervision_timeout_s: no device could meet it"
+            )
+        if self.watchdog_cutoff_max_ms < self.watchdog_period_ms:
+            raise ValueError(
+                "safety.watchdog_cutoff_max_ms is below safety.watchdog_period_ms: no device could meet it"
             )
         lo, hi = self.cutoff_test_amplitudes_mA
         if not 0 < lo < hi:

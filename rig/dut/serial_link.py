@@ -113,6 +113,7 @@ class SerialDutLink:
                     amplitude_mA=float(c["amplitude_mA"]),
                     target_mA=float(c["target_mA"]),
                     elapsed_s=float(c["elapsed_s"]),
+                    fault=None if c.get("fault") is None else str(c["fault"]),
                 )
                 for c in p["channels"]
             ]

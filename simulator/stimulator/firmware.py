@@ -10,10 +10,11 @@ fault is a small subclass, so the defect is a reviewable change of behaviour, no
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
-from dataclasses import dataclass
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import simpy
 
 from rig.config.device import DeviceModel
@@ -39,9 +40,35 @@ SEAMS = (
     "channels_affected",
     "supervision_timeout_s",
     "on_link_lost",
+    "ramp_up_s",
+    "session_duration_s",
+    "estop_halts",
+    "slew_pulses",
+    "dac_levels",
+    "read_sense",
+    "open_circuit",
+    "overcurrent_cutoff",
+    "on_watchdog_expired",
 )
 RUNNING = ("ramp_up", "on", "ramp_down", "off_phase")
 RESTARTABLE = ("idle", "stopped", "link_lost")
+IDEAL_LOAD_OHM = 500.0  # what the firmware senses when the bench gives it no sense hook
+
+
+@dataclass(frozen=True)
+class Sense:
+    """What the output stage's sense circuit reports for one channel.
+
+    ``impedance_ohm``: load impedance V/I at the phase-1 plateau (inf: open, 0: short).
+    ``current_gain``: sensed current / delivered current (1: healthy current sense; 0: it reads zero;
+    1.5: 50 % more current flows than the DAC was set to, e.g. a failed current regulator).
+    """
+
+    impedance_ohm: float = IDEAL_LOAD_OHM
+    current_gain: float = 1.0
+
+
+SenseHook = Callable[[int], "float | Sense"]
 
 
 class Refusal(Exception):
@@ -60,13 +87,24 @@ class ChannelRuntime:
     target_mA: float = 0.0
     started_at_s: float = 0.0
     process: simpy.Process | None = None
+    fault: str | None = None  # condition that put the channel in state "fault" (cleared by STOP)
+    intended: Segment | None = None  # the envelope the firmware commands (the schedule holds what the DAC makes)
+    check_gen: int = 0  # bumped on every output change: a pending load-fault trip for an older one is void
 
 
 class Firmware:
     """One stimulator. ``handle`` turns a received frame (or framing error) into a reply frame."""
 
-    def __init__(self, env: simpy.Environment, device: DeviceModel, programs: dict[str, Program]) -> None:
+    def __init__(
+        self,
+        env: simpy.Environment,
+        device: DeviceModel,
+        programs: dict[str, Program],
+        *,
+        sense: SenseHook | None = None,
+    ) -> None:
         self.env = env
+        self.sense = sense  # channel -> sensed impedance in ohm, or a Sense; None: ideal 500 ohm loads
         self.device = device
         self.programs = dict(programs)
         rise_s = device.output.rise_time_us * 1e-6
@@ -76,14 +114,26 @@ class Firmware:
         self.last_frame_s = env.now
         self._frame_arrived = env.event()
         self.link_losses: list[float] = []  # bench times at which the link was declared lost
+        self.hung = False  # main loop frozen (bench-side hang()) until the watchdog resets the MCU
+        self._reset = env.event()  # fires when the watchdog has reset a hung main loop
+        self.watchdog_resets: list[float] = []
+        self.battery_V: float | None = None  # None: not simulated (a full battery)
+        self.battery_low = False
+        self.trips: list[tuple[float, int, str]] = []  # (bench time, channel, condition) of every fault trip
         self._supervisor = env.process(self._supervise())
 
     # ---- protocol ---------------------------------------------------------------------------
     def handle(self, received: Frame | FrameError) -> Generator[simpy.Event, Any, Frame]:
         """simpy process: take the firmware's command latency, then act and reply."""
-        if not isinstance(received, FrameError):
+        if not isinstance(received, FrameError) and not self.hung:
             self._note_valid_frame()
         yield self.env.timeout(self.device.output.command_latency_ms / 1000.0)
+        if self.hung:  # the main loop never picks the frame up; after a watchdog reset it is gone
+            yield self._reset
+            seq = received.seq if received.seq is not None else 0
+            return Frame(
+                MsgType.ERROR, seq, error_payload(ErrorCode.FAULT_ACTIVE, "watchdog reset: command not executed")
+            )
         if isinstance(received, FrameError):
             seq = received.seq if received.seq is not None else 0
             return Frame(MsgType.ERROR, seq, error_payload(ErrorCode(received.code), received.detail))
@@ -140,6 +190,7 @@ class Firmware:
                     "amplitude_mA": round(ch.schedule.envelope_mA(now), 3),
                     "target_mA": ch.target_mA,
                     "elapsed_s": round(now - ch.started_at_s, 6) if ch.program else 0.0,
+                    "fault": ch.fault or ("low_battery" if self.battery_low else None),
                 }
                 for ch in self.channels.values()
             ]
@@ -194,6 +245,49 @@ class Firmware:
     def supervision_timeout_s(self) -> float:
         return self.device.safety.supervision_timeout_s
 
+    def ramp_up_s(self, program: Program) -> float:
+        """Start-up (and each ON period's) ramp from zero to the set-point."""
+        return program.ramp_up_s
+
+    def session_duration_s(self, program: Program) -> float:
+        """The session timer: the program ends by itself after this."""
+        return program.duration_s
+
+    def estop_halts(self, ch: ChannelRuntime) -> bool:
+        """Whether EMERGENCY_STOP cuts this channel: always."""
+        return True
+
+    def slew_pulses(self, a0_mA: float, a1_mA: float) -> int:
+        """Pulses an amplitude change from ``a0`` to ``a1`` is spread over (1: a single step), so that
+        consecutive pulses, as the DAC rounds them, differ by at most ``max_amplitude_step_mA``."""
+        step = self.device.safety.max_amplitude_step_mA
+        res = self.device.limits.amplitude_resolution_mA
+        n = max(1, math.ceil(abs(a1_mA - a0_mA) / step - 1e-9))
+        while True:
+            levels = np.round((a0_mA + (a1_mA - a0_mA) * np.arange(n + 1) / n) / res) * res
+            if np.max(np.abs(np.diff(levels))) <= step + 1e-9:
+                return n
+            n += 1
+
+    def dac_levels(self, ch: ChannelRuntime, a0_mA: float, a1_mA: float) -> tuple[float, float]:
+        """What the DAC makes of a commanded envelope from ``a0`` to ``a1``: exactly that."""
+        return a0_mA, a1_mA
+
+    def read_sense(self, channel: int) -> Sense:
+        """The channel's sense circuit (the bench's ``sense`` hook; ideal 500 ohm loads without one)."""
+        if self.sense is None:
+            return Sense()
+        value = self.sense(channel)
+        return value if isinstance(value, Sense) else Sense(impedance_ohm=float(value))
+
+    def open_circuit(self, sense: Sense) -> bool:
+        """Electrode-off detection: the sensed impedance is above the fixture's threshold."""
+        return sense.impedance_ohm > self.device.safety.electrode_off_threshold_ohm
+
+    def overcurrent_cutoff(self, ch: ChannelRuntime, condition: str) -> None:
+        """Short circuit or over-current seen: stop the output at the end of the pulse (and hold a fault)."""
+        self._trip(ch, condition)
+
     # ---- link supervision ---------------------------------------------------------------------
     def _note_valid_frame(self) -> None:
         self.last_frame_s = self.env.now
@@ -210,6 +304,9 @@ class Firmware:
             if left > 0:
                 yield self.env.timeout(left)
                 continue
+            if self.hung:  # the supervision runs in the main loop: frozen until the watchdog resets it
+                yield self._reset
+                continue
             self.link_losses.append(self.env.now)
             self.on_link_lost()
             self._frame_arrived = self.env.event()
@@ -222,19 +319,139 @@ class Firmware:
                 if ch.process is not None and ch.process.is_alive:
                     ch.process.interrupt("link lost")
                 ch.state = "link_lost"
-                ch.process = self.env.process(self._link_loss_ramp(ch))
+                ch.process = self.env.process(self._ramp_to_zero(ch, self.device.safety.link_loss_ramp_down_s))
 
-    def _link_loss_ramp(self, ch: ChannelRuntime) -> Generator[simpy.Event, Any, None]:
-        ramp_s = self.device.safety.link_loss_ramp_down_s
+    def _ramp_to_zero(self, ch: ChannelRuntime, ramp_s: float) -> Generator[simpy.Event, Any, None]:
+        """Orderly shutdown (link loss, low battery): ramp to zero from the present amplitude, then off."""
         try:
             cur = ch.schedule.current
             if cur is not None and ch.program is not None:
-                self._ramp(ch, float(cur.envelope_mA(self.env.now)), 0.0, ramp_s)
+                self._ramp(ch, self._commanded_mA(ch, self.env.now), 0.0, ramp_s)
                 yield self.env.timeout(ramp_s + cur.period_s)
             ch.schedule.close(ch.schedule.end_of_pulse_s(self.env.now))
             ch.program, ch.target_mA, ch.process = None, 0.0, None
         except simpy.Interrupt:
             return
+
+    # ---- watchdog ---------------------------------------------------------------------------------
+    def hang(self) -> None:
+        """Bench side: the main loop freezes. No command, timer or supervision is processed any more;
+        the pulse hardware keeps running whatever segment it had. The watchdog (not kicked from now on)
+        resets the MCU after ``watchdog_period_ms``."""
+        if self.hung:
+            return
+        self.hung = True
+        for ch in self.channels.values():
+            ch.check_gen += 1
+            if ch.process is not None and ch.process.is_alive:
+                ch.process.interrupt("hung")
+            ch.process = None
+        self.env.process(self._watchdog())
+
+    def _watchdog(self) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(self.device.safety.watchdog_period_ms / 1000.0)
+        self.on_watchdog_expired()
+
+    def on_watchdog_expired(self) -> None:
+        """The watchdog resets the MCU: every output is disabled at once (mid-pulse), channels that had
+        output hold the fault "watchdog", and the main loop runs again."""
+        for ch in self.channels.values():
+            if ch.program is not None or ch.schedule.current is not None:
+                self._halt(ch, finish_pulse=False, state="fault")
+                ch.fault = "watchdog"
+        self.hung = False
+        self.watchdog_resets.append(self.env.now)
+        self.last_frame_s = self.env.now
+        reset, self._reset = self._reset, self.env.event()
+        reset.succeed()
+
+    # ---- battery ----------------------------------------------------------------------------------
+    def set_battery_V(self, volts: float) -> None:
+        """Bench side: the battery voltage now. Falling below ``low_battery_V`` ramps every running
+        channel down over ``low_battery_ramp_down_s`` (fault "low_battery") and refuses START until the
+        battery is back above it."""
+        self.battery_V = float(volts)
+        low = self.battery_V < self.device.safety.low_battery_V
+        if low and not self.battery_low:
+            self.battery_low = True
+            if not self.hung:
+                self.on_low_battery()
+        elif not low:
+            self.battery_low = False
+
+    def on_low_battery(self) -> None:
+        for ch in self.channels.values():
+            if ch.state in RUNNING or (ch.state == "link_lost" and ch.process is not None):
+                if ch.process is not None and ch.process.is_alive:
+                    ch.process.interrupt("low battery")
+                ch.state, ch.fault = "fault", "low_battery"
+                ch.process = self.env.process(self._ramp_to_zero(ch, self.device.safety.low_battery_ramp_down_s))
+
+    # ---- load supervision (electrode off, short circuit, over-current) ---------------------------
+    def on_load_changed(self, channel: int) -> None:
+        """Bench side (SimLoadBox.on_change): the load on ``channel`` changed. The firmware measures it
+        on the next pulse(s) it delivers; nothing is polled."""
+        if channel in self.channels:
+            self._arm_load_check(self.channels[channel])
+
+    def _arm_load_check(self, ch: ChannelRuntime) -> None:
+        """Work out, from the sensed load and the present segment, the first pulse on which a load fault
+        is seen ``load_fault_detect_pulses`` times in a row, and schedule one trip there (none if never)."""
+        ch.check_gen += 1
+        seg, want = ch.schedule.current, ch.intended
+        if seg is None or want is None or self.hung:
+            return
+        safety = self.device.safety
+        n_detect = safety.load_fault_detect_pulses
+        sense = self.read_sense(ch.number)
+        now = self.env.now
+        k0 = max(0, math.ceil((max(now, seg.t_start_s) - seg.t_start_s) / seg.period_s - 1e-9))
+        ramp_end = seg.t_start_s + max(seg.ramp_s, want.ramp_s)
+        k_end = max(k0, math.ceil((ramp_end - seg.t_start_s) / seg.period_s)) + n_detect + 1
+        t = seg.t_start_s + np.arange(k0, k_end + 1, dtype=np.float64) * seg.period_s
+        t = t[t < seg.t_end_s]
+        if t.size == 0:
+            return
+        delivered = np.abs(seg.envelope_mA(t))
+        commanded = np.abs(want.envelope_mA(t))
+        z = sense.impedance_ohm
+        ceiling_mA = math.inf if z <= 0 else 1000.0 * self.device.output.compliance_voltage_V / z
+        sensed = np.minimum(delivered, ceiling_mA) * sense.current_gain
+        live = delivered > 0  # a pulse of zero amplitude measures nothing
+        margin = 1.0 + safety.overcurrent_margin_pct / 100.0
+        over = sensed > commanded * margin + self.device.limits.amplitude_resolution_mA
+        conditions = (
+            ("electrode_off", live & self.open_circuit(sense)),
+            ("short_circuit", live & (z < safety.short_circuit_threshold_ohm)),
+            ("over_current", over),
+        )
+        first: tuple[int, str] | None = None
+        for name, hits in conditions:
+            if hits.size < n_detect:
+                continue
+            runs = np.lib.stride_tricks.sliding_window_view(hits, n_detect).all(axis=1)
+            idx = np.flatnonzero(runs)
+            if idx.size and (first is None or idx[0] + n_detect - 1 < first[0]):
+                first = (int(idx[0]) + n_detect - 1, name)
+        if first is not None:
+            self.env.process(self._load_trip(ch, ch.check_gen, seg, float(t[first[0]]), first[1]))
+
+    def _load_trip(
+        self, ch: ChannelRuntime, gen: int, seg: Segment, t_pulse: float, condition: str
+    ) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(max(0.0, t_pulse - self.env.now))
+        if gen != ch.check_gen or self.hung or not seg.t_start_s <= t_pulse < seg.t_end_s:
+            return  # the output changed (or stopped) before that pulse: re-armed or nothing to cut
+        if condition == "electrode_off":
+            self._trip(ch, condition)
+        else:
+            self.overcurrent_cutoff(ch, condition)
+
+    def _trip(self, ch: ChannelRuntime, condition: str) -> None:
+        """Stop the channel at the end of the pulse in progress and hold ``condition`` until STOP."""
+        self.trips.append((self.env.now, ch.number, condition))
+        self._halt(ch, finish_pulse=True, state="fault")
+        ch.state, ch.fault = "fault", condition
 
     # ---- commands -----------------------------------------------------------------------------
     def start(self, req: StartRequest) -> None:
@@ -246,17 +463,28 @@ class Firmware:
         channels = [self._channel(n) for n in req.channels]
         amplitude = self.check_amplitude(req.amplitude_mA)
         self.check_program(program)
+        faulted = {ch.number: ch.fault for ch in channels if ch.state == "fault"}
+        if faulted:
+            raise Refusal(ErrorCode.FAULT_ACTIVE, f"channel(s) {faulted} in fault; STOP clears it")
+        if self.battery_low:
+            raise Refusal(
+                ErrorCode.FAULT_ACTIVE, f"battery low ({self.battery_V:g} V < {self.device.safety.low_battery_V:g} V)"
+            )
         busy = [ch.number for ch in channels if ch.state not in RESTARTABLE or ch.process is not None]
         if busy:
             raise Refusal(ErrorCode.INVALID_STATE, f"channel(s) {busy} already running; stop them first")
         for n in self.channels_affected(req.channels):
             ch = self._channel(n)
-            ch.program, ch.target_mA, ch.started_at_s = program, amplitude, self.env.now
+            if ch.process is not None and ch.process.is_alive:
+                ch.process.interrupt("restart")
+            ch.program, ch.target_mA, ch.started_at_s, ch.fault = program, amplitude, self.env.now, None
             ch.process = self.env.process(self._run_program(ch))
 
     def set_amplitude(self, req: SetAmplitudeRequest) -> None:
         ch = self._channel(req.channel)
         amplitude = self.check_amplitude(req.amplitude_mA)
+        if ch.state == "fault":
+            raise Refusal(ErrorCode.FAULT_ACTIVE, f"channel {ch.number} in fault {ch.fault!r}; STOP clears it")
         if ch.program is None or ch.state not in RUNNING:
             raise Refusal(ErrorCode.INVALID_STATE, f"channel {ch.number} is not running a program")
         for n in self.channels_affected([req.channel]):
@@ -267,16 +495,20 @@ class Firmware:
         for ch in [self._channel(n) for n in numbers]:
             # Orderly: finish the pulse in progress so no phase is left uncompensated.
             self._halt(ch, finish_pulse=True, state="stopped")
+            ch.fault = None
 
     def emergency_stop(self) -> None:
+        """Every channel off at once, cutting a pulse in progress; a held fault stays (STOP clears it)."""
         for ch in self.channels.values():
-            self._halt(ch, finish_pulse=False, state="stopped")
+            if self.estop_halts(ch):
+                self._halt(ch, finish_pulse=False, state="fault" if ch.state == "fault" else "stopped")
 
     # ---- output control -----------------------------------------------------------------------
     def _halt(self, ch: ChannelRuntime, *, finish_pulse: bool, state: str) -> None:
         if ch.process is not None and ch.process.is_alive and ch.process is not self.env.active_process:
             ch.process.interrupt("halt")
         ch.process = None
+        ch.check_gen += 1
         now = self.env.now
         ch.schedule.close(ch.schedule.end_of_pulse_s(now) if finish_pulse else now)
         if ch.program is not None or ch.state != "idle":
@@ -301,44 +533,70 @@ class Firmware:
             resolution_mA=self.device.limits.amplitude_resolution_mA,
         )
 
+    def _open(self, ch: ChannelRuntime, intended: Segment) -> None:
+        """Put a commanded segment out through the DAC, and re-arm the load supervision for it."""
+        a0, a1 = self.dac_levels(ch, intended.a0_mA, intended.a1_mA)
+        ch.intended = intended
+        ch.schedule.open(replace(intended, a0_mA=a0, a1_mA=a1), self.env.now)
+        self._arm_load_check(ch)
+
+    def _commanded_mA(self, ch: ChannelRuntime, t_s: float) -> float:
+        """The envelope the firmware commands at ``t_s`` (0 while the output is off)."""
+        if ch.schedule.current is None or ch.intended is None:
+            return float(ch.schedule.envelope_mA(t_s))
+        return float(ch.intended.envelope_mA(t_s))
+
     def _ramp(self, ch: ChannelRuntime, a0: float, a1: float, ramp_s: float) -> None:
         """Open a ramp segment: now for a new train, else at the next pulse boundary of the running one."""
         now = self.env.now
         cur = ch.schedule.current
         t_start = cur.next_pulse_at_or_after(now) if cur is not None else now
-        ch.schedule.open(self._segment(ch, t_start, a0, a1, ramp_s), now)
+        self._open(ch, self._segment(ch, t_start, a0, a1, ramp_s))
 
     def _retarget(self, ch: ChannelRuntime, amplitude_mA: float) -> None:
+        """New set-point from the next pulse on; a step larger than the slew limit becomes a ramp."""
         ch.target_mA = amplitude_mA
         cur = ch.schedule.current
         if cur is None or ch.state not in ("ramp_up", "on"):
             return  # takes effect at the next ON period
         now = self.env.now
         t_switch = cur.next_pulse_at_or_after(now)
-        a_now = float(cur.envelope_mA(t_switch))
-        ramp_left = max(0.0, cur.t_start_s + cur.ramp_s - t_switch) if ch.state == "ramp_up" else 0.0
-        seg = self._segment(ch, t_switch, a_now, amplitude_mA, ramp_left)
-        ch.schedule.open(seg, now)
+        a_now = self._commanded_mA(ch, t_switch)
+        period = cur.period_s
+        if ch.state == "ramp_up":
+            # the rest of the ramp (the pulse at t_switch keeps the present envelope), never faster than the slew
+            ramp_left = max(0.0, cur.t_start_s + cur.ramp_s - t_switch)
+            ramp_s = max(ramp_left, self.slew_pulses(a_now, amplitude_mA) * period)
+            seg = self._segment(ch, t_switch, a_now, amplitude_mA, ramp_s)
+        else:
+            # n pulses of at most one slew step each; the first already at t_switch (n = 1: a plain step)
+            n = self.slew_pulses(a_now, amplitude_mA)
+            first = a_now + (amplitude_mA - a_now) / n
+            seg = self._segment(ch, t_switch, first, amplitude_mA, (n - 1) * period)
+        self._open(ch, seg)
 
     def _run_program(self, ch: ChannelRuntime) -> Generator[simpy.Event, Any, None]:
         """Session: repeated ON periods (ramp up, hold, ramp down) and OFF periods until the end."""
         program = ch.program
         assert program is not None
-        session_end = self.env.now + program.duration_s
+        session_s = self.session_duration_s(program)
+        session_end = self.env.now + session_s
+        ramp_up_s = self.ramp_up_s(program)
         try:
             while self.env.now < session_end:
-                on_s = program.cycle.on_s if program.cycle else program.duration_s
+                on_s = program.cycle.on_s if program.cycle else session_s
                 on_end = min(self.env.now + on_s, session_end)
                 ch.state = "ramp_up"
-                self._ramp(ch, 0.0, ch.target_mA, program.ramp_up_s)
-                yield self.env.timeout(min(program.ramp_up_s, on_end - self.env.now))
+                self._ramp(ch, 0.0, ch.target_mA, ramp_up_s)
+                yield self.env.timeout(min(ramp_up_s, on_end - self.env.now))
                 ch.state = "on"
                 hold_s = on_end - program.ramp_down_s - self.env.now
+                if math.isinf(hold_s):
+                    yield self.env.event()  # never: the session timer does not run out
                 if hold_s > 0:
                     yield self.env.timeout(hold_s)
                 ch.state = "ramp_down"
-                cur = ch.schedule.current
-                a_now = float(cur.envelope_mA(self.env.now)) if cur else 0.0
+                a_now = self._commanded_mA(ch, self.env.now)
                 self._ramp(ch, a_now, 0.0, program.ramp_down_s)
                 yield self.env.timeout(max(0.0, on_end - self.env.now))
                 ch.schedule.close(ch.schedule.end_of_pulse_s(self.env.now))

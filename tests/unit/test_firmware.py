@@ -16,7 +16,7 @@ import pytest
 from rig.config import DeviceModel, Program
 from rig.errors import FixtureError
 from rig.protocol.messages import REPLY_FLAG, ErrorCode, MsgType
-from simulator.faults import FAULTS, firmware_class
+from simulator.faults import FAULTS, MODELLED_FAULTS, PENDING_CERTIFICATION_TESTS, firmware_class
 from simulator.stimulator.firmware import Firmware
 
 Rig = Any  # conftest.FirmwareRig
@@ -337,21 +337,21 @@ def test_emergency_stop_right_after_set_amplitude_cuts_at_once(make_rig: MakeRig
 
 @pytest.mark.parametrize("offset_us", [60.0, 5000.0], ids=["mid-pulse", "between-pulses"])
 def test_set_amplitude_takes_effect_at_a_pulse_boundary(make_rig: MakeRig, offset_us: float) -> None:
-    rig = running(make_rig)
+    rig = running(make_rig)  # 25 -> 35 mA: one step of the 10 mA slew limit (larger ones: test_safety.py)
     sg = rig.fw.channels[1].schedule.segments[0]
     t_cmd = sg.pulse_start_s(400) + offset_us * 1e-6
     rig.clock.advance_to(t_cmd - LATENCY_S)
-    assert ok(rig.send(MsgType.SET_AMPLITUDE, channel=1, amplitude_mA=40.0), MsgType.SET_AMPLITUDE)
-    assert rig.fw.channels[1].target_mA == 40.0
+    assert ok(rig.send(MsgType.SET_AMPLITUDE, channel=1, amplitude_mA=35.0), MsgType.SET_AMPLITUDE)
+    assert rig.fw.channels[1].target_mA == 35.0
     rig.clock.wait(1.0)
     times, amps = pulses(rig, 1, sg.pulse_start_s(390), sg.pulse_start_s(420))
     k = np.round((times - sg.t_start_s) / sg.period_s)
     assert np.max(np.abs(times - (sg.t_start_s + k * sg.period_s))) < 20e-6  # pulse grid not disturbed
     assert np.array_equal(k, np.arange(390, 420))
-    assert np.all(amps[k <= 400] == 25.0) and np.all(amps[k > 400] == 40.0)
+    assert np.all(amps[k <= 400] == 25.0) and np.all(amps[k > 400] == 35.0)
     # the pulse the command landed in is whole and balanced
     assert abs(charge_uC(rig, 1, sg.pulse_start_s(400), sg.pulse_width_s)) < 1e-3
-    assert rig.send(MsgType.STATUS).payload["channels"][0]["amplitude_mA"] == 40.0
+    assert rig.send(MsgType.STATUS).payload["channels"][0]["amplitude_mA"] == 35.0
 
 
 def test_set_amplitude_during_ramp_up_keeps_the_ramp_end(make_rig: MakeRig) -> None:
@@ -459,6 +459,8 @@ NOMINAL = {
     "a2_mA": -25.0,
     "net_uC": 0.0,
     "accepts_105mA": False,
+    "ramp_mid_mA": 12.5,  # the pulse 1 s into the 2 s start-up ramp to 25 mA
+    "ch2_mA": 0.0,  # peak current on channel 2, never addressed
 }
 FAULT_EFFECTS: dict[str, dict[str, Any]] = {
     "frequency_off_5pct": {"rate_Hz": 94.5},
@@ -468,6 +470,18 @@ FAULT_EFFECTS: dict[str, dict[str, Any]] = {
     # link-loss defects leave the pulses alone (checked here); their effect is in test_link_loss.py
     "link_loss_cutoff_late": {},
     "link_loss_cutoff_missing": {},
+    "ramp_missing": {"ramp_mid_mA": 25.0},  # full amplitude from the first pulse
+    "crosstalk": {"ch2_mA": 25.0},  # START on channel 1 also starts channel 2
+    # The defects below leave this measurement (START, 4 s of tens_hf into ideal 500 ohm loads, nothing
+    # else) alone; each one's effect is shown in test_safety.py.
+    "estop_ignored_during_ramp": {},  # needs an EMERGENCY_STOP during a ramp
+    "session_timer_never_stops": {},  # needs the end of the 1800 s session
+    "slew_limit_missing": {},  # needs a SET_AMPLITUDE step above 10 mA
+    "watchdog_disabled": {},  # needs a hung main loop
+    "overcurrent_cutoff_missing": {},  # needs a short or an over-current
+    "electrode_off_detection_missing": {},  # needs an open load
+    "stuck_dac": {},  # the first ramp to the START amplitude is right; later changes are not
+    "current_sense_reads_zero": {},  # needs an over-current
 }
 
 
@@ -487,6 +501,7 @@ def measure_behaviour(make_rig: MakeRig, fw_class: type[Firmware], wave: SimpleN
     t0 = times[0] - 2e-6
     x = rig.render(1, t0, dt, 500e-6)
     up, down = wave.crossings(x, 12.5, t0, dt), wave.crossings(x, 12.5, t0, dt, rising=False)
+    _, mid = pulses(rig, 1, t_s + 1.0 - 6e-3, t_s + 1.0 + 6e-3)
     half2 = -x.min() / 2  # phase 2 at 50 % of its own amplitude (a fault may change it)
     n_up, n_down = wave.crossings(-x, half2, t0, dt), wave.crossings(-x, half2, t0, dt, rising=False)
     return {
@@ -498,6 +513,8 @@ def measure_behaviour(make_rig: MakeRig, fw_class: type[Firmware], wave: SimpleN
         "a2_mA": x.min(),
         "net_uC": charge_uC(rig, 1, times[0], 1e-3),
         "accepts_105mA": accepts,
+        "ramp_mid_mA": float(mid[0]),
+        "ch2_mA": float(np.abs(rig.render(2, t_s + 3.0, 10e-6, 1.0)).max()),
     }
 
 
@@ -506,7 +523,7 @@ def assert_behaviour(got: dict[str, Any], expected: dict[str, Any]) -> None:
     assert got["rate_Hz"] == pytest.approx(expected["rate_Hz"], rel=1e-4)
     for key in ("p1_us", "gap_us", "p2_us"):
         assert got[key] == pytest.approx(expected[key], abs=0.2), key
-    for key in ("a1_mA", "a2_mA"):
+    for key in ("a1_mA", "a2_mA", "ramp_mid_mA", "ch2_mA"):
         assert got[key] == pytest.approx(expected[key], abs=1e-6), key
     assert got["net_uC"] == pytest.approx(expected["net_uC"], abs=0.03)
 
@@ -516,19 +533,20 @@ def test_nominal_firmware_behaviour(make_rig: MakeRig, wave: SimpleNamespace) ->
 
 
 def test_every_fault_is_described_here() -> None:
-    assert set(FAULTS) == set(FAULT_EFFECTS)
+    assert set(MODELLED_FAULTS) == set(FAULT_EFFECTS)
 
 
 @pytest.mark.parametrize("name", sorted(FAULT_EFFECTS))
 def test_fault_changes_exactly_what_it_says(make_rig: MakeRig, wave: SimpleNamespace, name: str) -> None:
-    fault = FAULTS[name]
-    assert firmware_class(name) is fault.firmware
+    fault = MODELLED_FAULTS[name]
+    if name in FAULTS:  # selectable by --fault; the pending ones are not yet
+        assert firmware_class(name) is fault.firmware
     assert fault.description.strip()
     assert_behaviour(measure_behaviour(make_rig, fault.firmware, wave), {**NOMINAL, **FAULT_EFFECTS[name]})
 
 
 def test_amplitude_clamp_missing_still_refuses_negative(make_rig: MakeRig) -> None:
-    rig = make_rig(FAULTS["amplitude_clamp_missing"].firmware)
+    rig = make_rig(MODELLED_FAULTS["amplitude_clamp_missing"].firmware)
     assert refused(rig.start("tens_hf", [1], -1.0), ErrorCode.OUT_OF_RANGE)
     assert ok(rig.start("tens_hf", [1], 150.0), MsgType.START)
 
@@ -544,3 +562,11 @@ def test_unknown_fault_lists_the_known_ones() -> None:
     assert "'frequency_off_6pct'" in msg and "\n" not in msg
     for name in FAULTS:
         assert name in msg
+
+
+def test_pending_faults_are_modelled_but_not_selectable() -> None:
+    assert set(MODELLED_FAULTS) > PENDING_CERTIFICATION_TESTS
+    assert set(FAULTS) == set(MODELLED_FAULTS) - PENDING_CERTIFICATION_TESTS
+    for name in PENDING_CERTIFICATION_TESTS:
+        with pytest.raises(FixtureError, match="unknown fault"):
+            firmware_class(name)
