@@ -185,13 +185,11 @@ MODELLED_FAULTS: dict[str, Fault] = {
 PENDING_CERTIFICATION_TESTS = frozenset(
     {
         "ramp_missing",
-        "estop_ignored_during_ramp",
         "crosstalk",
         "session_timer_never_stops",
         "slew_limit_missing",
         "watchdog_disabled",
         "overcurrent_cutoff_missing",
-        "electrode_off_detection_missing",
         "stuck_dac",
         "current_sense_reads_zero",
     }

@@ -194,7 +194,8 @@ class RigBench:
         if self._dut is not None:
             try:
                 self._dut.emergency_stop()
-            except Exception as exc:
+                self._dut.stop()  # also clears latched faults, so the next test starts from idle
+            except Exception as exc:  # must not mask the original failure
                 log.error("could not stop outputs over %s: %s", self._dut.port, exc)
         if self.virtual is not None:
             with contextlib.suppress(Exception):

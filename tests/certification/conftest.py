@@ -6,6 +6,7 @@ quantities on them; each test still attaches the evidence it used.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +23,9 @@ MEASUREMENT_LOAD_OHM = 500.0  # IEC 60601-2-10 output limits and the FDA 510(k) 
 
 
 def load_named(bench: Any, ohm: float) -> str:
+    """The bench's load of ``ohm`` (math.inf: the open circuit)."""
     for name, value in bench.load.loads().items():
-        if abs(value - ohm) <= 1e-6 * ohm:
+        if value == ohm or (math.isfinite(ohm) and abs(value - ohm) <= 1e-6 * ohm):
             return name
     raise StimrigError(
         f"{bench.config.path}: field 'load.loads_ohm' has no {ohm:g} ohm load (have {bench.load.loads()}); "

@@ -10,54 +10,22 @@ from __future__ import annotations
 
 import pytest
 
-from rig.analysis.cutoff import cutoff_latency
-from rig.interfaces import AcquisitionSetup, ChannelSetup, TriggerSetup
 from rig.measurements import Measurement
-from rig.procedures import plan_for, settle_time_s, step_125_at_least
-from tests.certification.conftest import MEASUREMENT_LOAD_OHM, load_named
-
-CUTOFF_PROGRAM = "tens_hf"  # highest pulse rate: the finest resolution of "last pulse"
-MARKER_LEVEL_V = 2.5
-
-
-def event_capture_setup(bench, peak_V: float, window_s: float) -> AcquisitionSetup:
-    """CH1 output and CH2 marker, triggered by the marker; one division before it, the rest after."""
-    cfg = bench.config.scope
-    s_per_div = step_125_at_least(window_s / 9.0)
-    return AcquisitionSetup(
-        channels=(
-            ChannelSetup(cfg.measure_channel, step_125_at_least(peak_V / 3.2), 0.0, cfg.probe_attenuation),
-            ChannelSetup(cfg.marker_channel, 2.0, 0.0, 1.0),
-        ),
-        time_scale_s_per_div=s_per_div,
-        trigger=TriggerSetup(cfg.marker_channel, MARKER_LEVEL_V, "positive", "normal"),
-        points=500_000,
-        time_reference="left",
-    )
+from tests.certification.cutoff import timed_cutoff
 
 
 @pytest.mark.parametrize("level", ["min_amplitude", "max_amplitude"])
 def test_link_loss_cutoff(channel, level, bench, dut, scope, device_model, measure):
     safety = device_model.safety
     amplitude = safety.cutoff_test_amplitudes_mA[0 if level == "min_amplitude" else 1]
-    program = bench.program(CUTOFF_PROGRAM)
-    cfg = bench.config.scope
-    bench.load.connect(channel, load_named(bench, MEASUREMENT_LOAD_OHM))
-    dut.start(program.id, [channel], amplitude)
-    bench.wait(settle_time_s(program))
 
-    window_s = 2.0 * safety.link_loss_cutoff_max_s  # a late cutoff is still seen, a missing one shown as such
-    peak_V = plan_for(device_model, amplitude, MEASUREMENT_LOAD_OHM, 1, 1).peak_V
-    setup = event_capture_setup(bench, peak_V, window_s)
-    scope.configure(setup)
-    scope.arm()
-    bench.wait(1.1 * setup.time_scale_s_per_div)  # the pre-trigger division fills (link still alive)
-    with bench.silenced():
+    def last_frame_then_marker() -> None:
         dut.keepalive()  # the last frame; the marker follows it at once
         bench.load.mark()
-        bench.clock.wait(window_s)
-        scope.wait_acquired(cfg.timeout_s, bench.clock)
-    result = cutoff_latency(scope.read_waveform(cfg.measure_channel), scope.read_waveform(cfg.marker_channel))
+
+    window_s = 2.0 * safety.link_loss_cutoff_max_s  # a late cutoff is still seen, a missing one shown as such
+    result = timed_cutoff(bench, dut, scope, channel, amplitude, window_s, last_frame_then_marker,
+                          during=bench.silenced)
     measure(
         Measurement(
             "link_loss_cutoff_latency", "s", high=safety.link_loss_cutoff_max_s,

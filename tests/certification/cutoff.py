@@ -1,0 +1,69 @@
+"""The shared procedure of every cutoff test: arm the scope on the load box marker, cause the event
+right after the marker, and measure from the marker edge to the last pulse above 10 % of the output's
+amplitude before the event (rig.analysis.cutoff)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from rig.analysis.cutoff import CutoffResult, cutoff_latency
+from rig.interfaces import AcquisitionSetup, ChannelSetup, TriggerSetup
+from rig.procedures import plan_for, settle_time_s, step_125_at_least
+from tests.certification.conftest import MEASUREMENT_LOAD_OHM, load_named
+
+CUTOFF_PROGRAM = "tens_hf"  # highest pulse rate: the finest resolution of "last pulse"
+MARKER_LEVEL_V = 2.5
+CUTOFF_POINTS = 500_000
+
+
+def event_capture_setup(bench: Any, peak_V: float, window_s: float) -> AcquisitionSetup:
+    """CH1 output and CH2 marker, triggered by the marker; one division before it, nine after."""
+    cfg = bench.config.scope
+    return AcquisitionSetup(
+        channels=(
+            ChannelSetup(cfg.measure_channel, step_125_at_least(peak_V / 3.2), 0.0, cfg.probe_attenuation),
+            ChannelSetup(cfg.marker_channel, 2.0, 0.0, 1.0),
+        ),
+        time_scale_s_per_div=step_125_at_least(window_s / 9.0),
+        trigger=TriggerSetup(cfg.marker_channel, MARKER_LEVEL_V, "positive", "normal"),
+        points=CUTOFF_POINTS,
+        time_reference="left",
+    )
+
+
+def timed_cutoff(
+    bench: Any,
+    dut: Any,
+    scope: Any,
+    channel: int,
+    amplitude_mA: float,
+    window_s: float,
+    cause: Callable[[], None],
+    *,
+    settle_s: float | None = None,
+    during: Callable[[], AbstractContextManager[Any]] | None = None,
+) -> CutoffResult:
+    """Run CUTOFF_PROGRAM on ``channel`` into 500 ohm, then time the cutoff that ``cause`` provokes.
+
+    ``cause`` must produce the marker edge itself: ``bench.load.mark()`` followed by the event, or a
+    relay switch (the box's relay-sense drives the marker). ``settle_s`` is how long the program runs
+    first (default: to the end of its ramp); ``during`` wraps the event and the wait (e.g.
+    ``bench.silenced`` for link loss).
+    """
+    program = bench.program(CUTOFF_PROGRAM)
+    cfg = bench.config.scope
+    bench.load.connect(channel, load_named(bench, MEASUREMENT_LOAD_OHM))
+    dut.start(program.id, [channel], amplitude_mA)
+    bench.wait(settle_time_s(program) if settle_s is None else settle_s)
+    peak_V = plan_for(bench.device, amplitude_mA, MEASUREMENT_LOAD_OHM, 1, 1).peak_V
+    setup = event_capture_setup(bench, peak_V, window_s)
+    scope.configure(setup)
+    scope.arm()
+    bench.wait(1.1 * setup.time_scale_s_per_div)  # the pre-trigger division fills (link still alive)
+    with (during or nullcontext)():
+        cause()
+        bench.clock.wait(window_s)
+        scope.wait_acquired(cfg.timeout_s, bench.clock)
+    return cutoff_latency(scope.read_waveform(cfg.measure_channel), scope.read_waveform(cfg.marker_channel))
