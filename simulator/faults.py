@@ -184,8 +184,6 @@ MODELLED_FAULTS: dict[str, Fault] = {
 # the certification test that catches it (issue 3).
 PENDING_CERTIFICATION_TESTS = frozenset(
     {
-        "ramp_missing",
-        "crosstalk",
         "session_timer_never_stops",
         "slew_limit_missing",
         "watchdog_disabled",
