@@ -185,10 +185,9 @@ MODELLED_FAULTS: dict[str, Fault] = {
 PENDING_CERTIFICATION_TESTS = frozenset(
     {
         "session_timer_never_stops",
-        "slew_limit_missing",
+        "stuck_dac",  # KNOWN ISSUE: with the bench's sense hook wired, `certify --fault stuck_dac` hangs
         "watchdog_disabled",
         "overcurrent_cutoff_missing",
-        "stuck_dac",
         "current_sense_reads_zero",
     }
 )

@@ -64,3 +64,25 @@ def cutoff_latency(output: Capture, marker: Capture, fraction: float = 0.10) -> 
     last = int(above[-1])
     stopped = last < v.size - 1 - int(0.01 * v.size)
     return CutoffResult(event_s, amplitude, float(t[last]), float(t[last] - event_s), stopped)
+
+
+def pulse_peaks(capture: Capture, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(start time, peak magnitude) of every pulse whose |value| exceeds ``threshold``, runts included.
+
+    Unlike the IEEE 181 train analysis, nothing is discarded for being small: a slew check needs the
+    pulse before a jump as much as the one after it.
+    """
+    v = np.abs(capture.volts())
+    above = v > threshold
+    edges = np.flatnonzero(np.diff(above.astype(np.int8)))
+    starts = edges[~above[edges]] + 1  # rising: below at i, above at i + 1
+    if above[0]:
+        starts = np.concatenate(([0], starts))
+    if starts.size == 0:
+        return np.empty(0), np.empty(0)
+    # a biphasic pulse is one pulse: merge runs closer than a few hundred microseconds
+    gap = max(1, int(0.5e-3 / capture.x_increment_s))
+    keep = np.concatenate(([True], np.diff(starts) > gap))
+    starts = starts[keep]
+    peaks = np.maximum.reduceat(v, starts)  # each pulse's maximum (up to the next pulse's start)
+    return capture.x_origin_s + starts * capture.x_increment_s, peaks

@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from rig.analysis.cutoff import CutoffResult, cutoff_latency
+from rig.capture import Capture
 from rig.interfaces import AcquisitionSetup, ChannelSetup, TriggerSetup
 from rig.procedures import plan_for, settle_time_s, step_125_at_least
 from tests.certification.conftest import MEASUREMENT_LOAD_OHM, load_named
@@ -33,7 +34,7 @@ def event_capture_setup(bench: Any, peak_V: float, window_s: float) -> Acquisiti
     )
 
 
-def timed_cutoff(
+def marker_timed_capture(
     bench: Any,
     dut: Any,
     scope: Any,
@@ -44,20 +45,22 @@ def timed_cutoff(
     *,
     settle_s: float | None = None,
     during: Callable[[], AbstractContextManager[Any]] | None = None,
-) -> CutoffResult:
-    """Run CUTOFF_PROGRAM on ``channel`` into 500 ohm, then time the cutoff that ``cause`` provokes.
+    scale_mA: float | None = None,
+) -> tuple[Capture, Capture]:
+    """Run CUTOFF_PROGRAM on ``channel`` into 500 ohm at ``amplitude_mA``, then capture what ``cause``
+    provokes: (output on CH1, marker on CH2), triggered by the marker.
 
     ``cause`` must produce the marker edge itself: ``bench.load.mark()`` followed by the event, or a
     relay switch (the box's relay-sense drives the marker). ``settle_s`` is how long the program runs
     first (default: to the end of its ramp); ``during`` wraps the event and the wait (e.g.
-    ``bench.silenced`` for link loss).
+    ``bench.silenced`` for link loss); ``scale_mA`` sizes the vertical range (default: the amplitude).
     """
     program = bench.program(CUTOFF_PROGRAM)
     cfg = bench.config.scope
     bench.load.connect(channel, load_named(bench, MEASUREMENT_LOAD_OHM))
     dut.start(program.id, [channel], amplitude_mA)
     bench.wait(settle_time_s(program) if settle_s is None else settle_s)
-    peak_V = plan_for(bench.device, amplitude_mA, MEASUREMENT_LOAD_OHM, 1, 1).peak_V
+    peak_V = plan_for(bench.device, scale_mA or amplitude_mA, MEASUREMENT_LOAD_OHM, 1, 1).peak_V
     setup = event_capture_setup(bench, peak_V, window_s)
     scope.configure(setup)
     scope.arm()
@@ -66,4 +69,10 @@ def timed_cutoff(
         cause()
         bench.clock.wait(window_s)
         scope.wait_acquired(cfg.timeout_s, bench.clock)
-    return cutoff_latency(scope.read_waveform(cfg.measure_channel), scope.read_waveform(cfg.marker_channel))
+    return scope.read_waveform(cfg.measure_channel), scope.read_waveform(cfg.marker_channel)
+
+
+def timed_cutoff(bench: Any, dut: Any, scope: Any, channel: int, amplitude_mA: float, window_s: float,
+                 cause: Callable[[], None], **kw: Any) -> CutoffResult:
+    """Latency from the marker edge to the last pulse above 10 % of the pre-event amplitude."""
+    return cutoff_latency(*marker_timed_capture(bench, dut, scope, channel, amplitude_mA, window_s, cause, **kw))
