@@ -7,18 +7,14 @@ the command was handled.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import select
-import threading
-import tty
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from rig.errors import StimrigError
 from rig.loadbox.serial_box import ENCODING, MAX_LINE_BYTES, ErrCode, format_ohm
 from simulator.clock import SimClock
 from simulator.loadbox import SimLoadBox
+from simulator.pty_server import PtyServer
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +40,16 @@ def _forms(mnemonic: str) -> set[str]:
     return out
 
 
-class PtyLoadBoxServer:
+class PtyLoadBoxServer(PtyServer):
+    thread_name = "loadbox-pty"
+
     def __init__(self, clock: SimClock, loadbox_state: SimLoadBox, *, identity: str = IDENTITY) -> None:
+        super().__init__()
         self.clock = clock
         self.state = loadbox_state
         self.identity = identity
-        self._master = -1
-        self._slave = -1
-        self.port = ""
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._buf = bytearray()
+        self._discarding = False  # inside an over-long line: drop bytes up to its '\n'
         self.lines_handled = 0
         self._marks_base = 0  # marker count at the last *RST
         self._commands: dict[str, Callable[[str], str]] = {}
@@ -72,71 +68,33 @@ class PtyLoadBoxServer:
             for form in _forms(mnemonic.rstrip("?")):
                 self._commands[form + ("?" if mnemonic.endswith("?") else "")] = handler
 
-    # ---- lifecycle ----------------------------------------------------------------------------
-    def start(self) -> str:
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        self.port = os.ttyname(self._slave)
-        self._thread = threading.Thread(target=self._serve, name=f"loadbox-pty {self.port}", daemon=True)
-        self._thread.start()
-        return self.port
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-        for fd in (self._master, self._slave):
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._master = self._slave = -1
-
-    def __enter__(self) -> PtyLoadBoxServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _serve(self) -> None:
-        buf = bytearray()
-        discarding = False  # inside an over-long line: drop bytes up to its '\n'
-        while not self._stop.is_set():
-            try:
-                ready, _, _ = select.select([self._master], [], [], 0.05)
-                if not ready:
-                    continue
-                data = os.read(self._master, 4096)
-            except OSError:
+    def on_bytes(self, data: bytes) -> Iterator[bytes]:
+        buf = self._buf
+        buf += data
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                if len(buf) > MAX_LINE_BYTES:
+                    if not self._discarding:
+                        yield self._line(self._err(ErrCode.LINE_TOO_LONG, f"line longer than {MAX_LINE_BYTES} bytes"))
+                    self._discarding = True
+                    buf.clear()
                 return
-            buf += data
-            replies: list[str] = []
-            while True:
-                nl = buf.find(b"\n")
-                if nl < 0:
-                    if len(buf) > MAX_LINE_BYTES:
-                        if not discarding:
-                            replies.append(self._err(ErrCode.LINE_TOO_LONG,
-                                                     f"line longer than {MAX_LINE_BYTES} bytes"))
-                        discarding = True
-                        buf.clear()
-                    break
-                raw = bytes(buf[:nl])
-                del buf[: nl + 1]
-                if discarding:
-                    discarding = False
-                    continue
-                if len(raw.rstrip(b"\r")) > MAX_LINE_BYTES:
-                    replies.append(self._err(ErrCode.LINE_TOO_LONG, f"line longer than {MAX_LINE_BYTES} bytes"))
-                    continue
-                reply = self.handle(raw.decode(ENCODING, errors="replace"))
-                if reply is not None:
-                    replies.append(reply)
-            for reply in replies:
-                try:
-                    os.write(self._master, reply.encode(ENCODING, errors="replace") + b"\n")
-                except OSError:
-                    return
+            raw = bytes(buf[:nl])
+            del buf[: nl + 1]
+            if self._discarding:
+                self._discarding = False
+                continue
+            if len(raw.rstrip(b"\r")) > MAX_LINE_BYTES:
+                yield self._line(self._err(ErrCode.LINE_TOO_LONG, f"line longer than {MAX_LINE_BYTES} bytes"))
+                continue
+            reply = self.handle(raw.decode(ENCODING, errors="replace"))
+            if reply is not None:
+                yield self._line(reply)
+
+    @staticmethod
+    def _line(reply: str) -> bytes:
+        return reply.encode(ENCODING, errors="replace") + b"\n"
 
     # ---- the protocol -------------------------------------------------------------------------
     def handle(self, line: str) -> str | None:
