@@ -11,6 +11,7 @@ from rig.dut.client import ProtocolClient
 from rig.errors import CeilingError, DutError, ProtocolError
 from rig.interfaces import ChannelStatus, DeviceIdentity
 from rig.protocol.messages import MsgType
+from rig.serial_port import OPEN_ERRORS, open_serial
 
 
 class _SerialStream:
@@ -37,11 +38,8 @@ class SerialDutLink:
         self._port = port
         self.ceiling_mA = ceiling_mA
         try:
-            if "://" in port:
-                self._ser = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05)
-            else:
-                self._ser = serial.Serial(port, baudrate=baudrate, timeout=0.05)
-        except (serial.SerialException, OSError, ValueError) as exc:
+            self._ser = open_serial(port, baudrate=baudrate)
+        except OPEN_ERRORS as exc:
             raise DutError(
                 f"{port}: cannot open serial port: {exc} "
                 "(expected the stimulator's USB-serial port, e.g. /dev/ttyACM0, and permission to open it)"

@@ -15,6 +15,7 @@ import serial
 
 from rig.errors import InstrumentError
 from rig.interfaces import InstrumentIdentity
+from rig.serial_port import OPEN_ERRORS, open_serial
 
 BAUDRATE = 115200
 MAX_LINE_BYTES = 256  # longest command line the box accepts (without the '\n')
@@ -83,11 +84,8 @@ class SerialLoadBox:
         self._port = port
         self.timeout_s = timeout_s
         try:
-            if "://" in port:
-                self._ser = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05)
-            else:
-                self._ser = serial.Serial(port, baudrate=baudrate, timeout=0.05)
-        except (serial.SerialException, OSError, ValueError) as exc:
+            self._ser = open_serial(port, baudrate=baudrate)
+        except OPEN_ERRORS as exc:
             raise LoadBoxError(
                 port, "open", f"cannot open serial port: {exc}",
                 "the load box's USB-serial port, e.g. /dev/ttyUSB1, and permission to open it",
