@@ -14,7 +14,6 @@ Fail-safe rules enforced here:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,7 +223,14 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         allure.dynamic.label("seed", str(rig.seed))
         if rig.simulated:
             allure.dynamic.tag(SIMULATED_MARK)
+    link_errors_before = len(state.rig.link_errors) if state is not None and state.rig is not None else 0
     result = yield
+    if state is not None and state.rig is not None and len(state.rig.link_errors) > link_errors_before:
+        lost = state.rig.link_errors[link_errors_before:]
+        raise AssertionError(
+            f"the controller heartbeat failed {len(lost)} time(s) during the test, so the DUT may have "
+            f"cut its output for a reason the test did not cause: {lost[0]}"
+        )
     mset = item.stash.get(MEASURE_KEY, None)
     if mset is not None:
         if mset.values:
@@ -293,7 +299,3 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.write_line(f"bench: {rig.config.name} [{mark}]")
     terminalreporter.write_line(f"seed: {rig.seed}" + (f"   fault: {rig.fault}" if rig.fault else ""))
     terminalreporter.write_line(f"results: {state.log.directory}")
-
-
-def finite(value: float) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)

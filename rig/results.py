@@ -39,11 +39,3 @@ class ResultsLog:
         if not self._fh.closed:
             self._fh.close()
 
-
-def read_results(path: Path) -> list[dict[str, Any]]:
-    records = []
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                records.append(json.loads(line))
-    return records

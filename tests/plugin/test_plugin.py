@@ -156,3 +156,20 @@ def test_ceiling_interlock(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest_subprocess("--results-dir", str(pytester.path / "res"))
     result.assert_outcomes(passed=1)
+
+
+def test_a_failing_heartbeat_fails_the_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from rig.measurements import Measurement
+
+        def test_link_dies_quietly(bench, dut, measure):
+            dut.start("tens_hf", [1], 20)
+            dut._ser.close()  # the USB-serial link drops: every keep-alive now fails
+            bench.wait(0.3)
+            measure(Measurement("x", "mA", 0, 1), 0.5)  # would pass on its own
+        """
+    )
+    result = pytester.runpytest_subprocess("--results-dir", str(pytester.path / "res"))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*controller heartbeat failed*"])

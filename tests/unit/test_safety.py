@@ -140,19 +140,18 @@ def test_fixture_safety_limits_are_consistent(device: DeviceModel) -> None:
         assert device.source_of(f"safety.{name}") != "unsourced"
 
 
-def test_new_seams_are_listed() -> None:
-    for seam in (
-        "ramp_up_s",
-        "session_duration_s",
-        "estop_halts",
-        "slew_pulses",
-        "dac_levels",
-        "read_sense",
-        "open_circuit",
-        "overcurrent_cutoff",
-        "on_watchdog_expired",
-    ):
-        assert seam in SEAMS and callable(getattr(Firmware, seam))
+def test_every_fault_overrides_only_declared_seams() -> None:
+    """A fault is a small change at a declared seam: every method a fault class defines is in SEAMS
+    and exists on the nominal firmware, and every seam is used by at least one fault."""
+    used: set[str] = set()
+    for fault in MODELLED_FAULTS.values():
+        own = {name for name in vars(fault.firmware) if callable(vars(fault.firmware)[name])}
+        assert own, f"{fault.name} changes nothing"
+        assert own <= set(SEAMS), f"{fault.name} overrides {sorted(own - set(SEAMS))}, which are not seams"
+        used |= own
+    for seam in SEAMS:
+        assert callable(getattr(Firmware, seam))
+    assert used == set(SEAMS), f"seams no fault uses: {sorted(set(SEAMS) - used)}"
 
 
 # ---- electrode off ----------------------------------------------------------------------------------------
