@@ -119,7 +119,9 @@ class DutLink(Protocol):
 
     def list_programs(self) -> list[str]: ...
 
-    def start(self, program: str, channels: list[int], amplitude_mA: float) -> None: ...
+    def start(self, program: str, channels: list[int], amplitude_mA: float, duration_s: float | None = None) -> None:
+        """Start ``program``; ``duration_s`` sets the treatment time (default: the program's duration)."""
+        ...
 
     def set_amplitude(self, channel: int, amplitude_mA: float) -> None: ...
 
@@ -130,6 +132,46 @@ class DutLink(Protocol):
     def status(self) -> list[ChannelStatus]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class RfAttenuator(Protocol):
+    """A programmable RF step attenuator in the conducted path between the controller's antenna port
+    and the DUT's (the real bench's stand-in for distance)."""
+
+    def identify(self) -> InstrumentIdentity: ...
+
+    @property
+    def range_dB(self) -> tuple[float, float]:
+        """(lowest, highest) attenuation the instrument can set."""
+        ...
+
+    @property
+    def step_dB(self) -> float:
+        """Attenuation resolution: settings are rounded to a multiple of this."""
+        ...
+
+    def set_attenuation_dB(self, attenuation_dB: float) -> float:
+        """Set the attenuation; returns the value the instrument reports back afterwards. Outside
+        ``range_dB`` it raises InstrumentError and sends nothing."""
+        ...
+
+    def attenuation_dB(self) -> float: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class RadioChannel(Protocol):
+    """The radio path between controller and DUT, set by distance: on a real bench an RF attenuator
+    (attenuation = path loss(distance) - the cabling's fixed loss), on the simulated bench the same
+    attenuator emulated, feeding the link model."""
+
+    def set_distance_m(self, distance_m: float) -> float:
+        """Put the patient ``distance_m`` from the controller; returns the path loss now set, in dB."""
+        ...
+
+    def distance_m(self) -> float: ...
 
 
 @runtime_checkable

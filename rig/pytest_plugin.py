@@ -24,7 +24,7 @@ import pytest
 from rig.bench.session import RigBench
 from rig.config.loader import FIXTURES_DIR
 from rig.errors import FixtureError
-from rig.measurements import MeasuredValue, Measurement, MeasurementSet
+from rig.measurements import MeasuredValue, Measurement, MeasurementSet, Verdict
 from rig.results import ResultsLog, new_run_id
 
 DEFAULT_SIM_BENCH = FIXTURES_DIR / "benches" / "sim.yaml"
@@ -193,6 +193,15 @@ class Recorder:
     def __call__(self, measurement: Measurement, value: float, **context: Any) -> MeasuredValue:
         mv = self.mset.take(measurement, value, **context)
         self.state.results().write("measurement", test=self.item.nodeid, **mv.record())
+        return mv
+
+    def require(self, measurement: Measurement, value: float, **context: Any) -> MeasuredValue:
+        """Record a measurement the rest of the test depends on; if it fails, the test FAILs here (the
+        steps after it would measure nothing, e.g. wait for a trigger from an output that is off)."""
+        mv = self(measurement, value, **context)
+        if mv.verdict is not Verdict.PASS:
+            details = ", ".join(f"{k}={v}" for k, v in context.items())
+            pytest.fail(f"{mv.describe()} ({details}); the test stops here", pytrace=False)
         return mv
 
     @property

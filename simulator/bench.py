@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from simulator.loadbox import SimLoadBox
 from simulator.loadbox_server import PtyLoadBoxServer
 from simulator.loads import load_catalogue
 from simulator.rng import SeededStreams
+from simulator.stimulator.firmware import Sense
 
 MEASURE_PROBE_ATTENUATION = 10.0  # the 10:1 passive probe wired across the measurement load
 
@@ -64,6 +65,9 @@ class _LoadVoltage:
                 lead = math.ceil(min(model.memory_s, 1.0) / dt_s) if model.memory_s > 0 else 0
                 start = t0_s + (i0 - lead) * dt_s
                 current = b.firmware.channels[channel].schedule.render_mA(start, dt_s, i1 - i0 + lead)
+                if channel in b.regulator_fault:  # delivered = gain x DAC from the moment it failed
+                    since_s, gain = b.regulator_fault[channel]
+                    current[max(0, math.ceil((since_s - start) / dt_s - 1e-9)):] *= gain
                 volts = model.render_voltage_V(current, dt_s, b.device.output.compliance_voltage_V)
                 out[i0:i1] = volts[lead:]
         return out
@@ -108,8 +112,9 @@ class VirtualBench:
             load_catalogue(config.load.catalogue).models(), device.channels, clock=self.clock,
             on_change=self._load_changed,
         )
-        # what the stimulator's output-stage sensing sees: the impedance of the load each channel drives
-        self.firmware.sense = lambda ch: self.loadbox.model(self.loadbox.load_of(ch)).sensed_impedance_ohm
+        # hardware single faults injected by sim-only tests: channel -> (since, delivered / DAC current)
+        self.regulator_fault: dict[int, tuple[float, float]] = {}
+        self.firmware.sense = self._sense
         self._signal = _LoadVoltage(self)
         self._marker = _Marker(self)
         self.device_server = PtyDeviceServer(self.clock, self.firmware)
@@ -145,6 +150,13 @@ class VirtualBench:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _sense(self, channel: int) -> Sense:
+        """What the stimulator's output-stage sensing sees on ``channel``: the impedance of the load it
+        drives, and the current it really delivers (relative to its DAC)."""
+        z = self.loadbox.model(self.loadbox.load_of(channel)).sensed_impedance_ohm
+        gain = self.regulator_fault[channel][1] if channel in self.regulator_fault else 1.0
+        return Sense(impedance_ohm=z, current_gain=gain)
+
     def _load_changed(self, dut_channel: int, load: str) -> None:
         """The load box switched a relay: the stimulator sees it on its next pulses."""
         with self.clock.lock:
@@ -165,6 +177,38 @@ class VirtualBench:
 
         with self.clock.lock:
             self.clock.env.process(heartbeat())
+
+    # ---- single faults a sim-only test injects (IEC 60601-1 4.7) --------------------------------
+    @contextlib.contextmanager
+    def current_regulator_failed(self, channel: int, gain: float) -> Iterator[None]:
+        """Inside the block the output stage's current regulator has failed: ``channel`` delivers
+        ``gain`` x what its DAC is set to (up to the compliance voltage), and its current sense sees
+        that. Repaired on leaving the block."""
+        with self.clock.lock:
+            self.regulator_fault[channel] = (self.clock.now(), float(gain))
+            self.firmware.on_load_changed(channel)
+        try:
+            yield
+        finally:
+            with self.clock.lock:
+                self.regulator_fault.pop(channel, None)
+                self.firmware.on_load_changed(channel)
+
+    def hang_firmware(self, duration_s: float) -> None:
+        """The firmware's main loop locks up for ``duration_s`` (the watchdog should reset it first)."""
+        with self.clock.lock:
+            self.firmware.hang(duration_s)
+
+    @contextlib.contextmanager
+    def battery_at(self, volts: float) -> Iterator[None]:
+        """Inside the block the battery is at ``volts``; a fresh battery on leaving it."""
+        with self.clock.lock:
+            self.firmware.set_battery_V(volts)
+        try:
+            yield
+        finally:
+            with self.clock.lock:
+                self.firmware.set_battery_V(self.device.safety.low_battery_V + 0.8)
 
     # ---- bench-side safety net ----------------------------------------------------------------
     def emergency_stop_outputs(self) -> None:

@@ -91,7 +91,7 @@ class Crosstalk(Firmware):
 class SessionTimerNeverStops(Firmware):
     """The session timer is never loaded: a program runs on past its duration until STOP."""
 
-    def session_duration_s(self, program: Program) -> float:
+    def session_duration_s(self, program: Program, requested_s: float | None) -> float:
         return math.inf
 
 
@@ -107,6 +107,14 @@ class WatchdogDisabled(Firmware):
     """The hardware watchdog is never enabled: a hung main loop leaves the output running as it was."""
 
     def on_watchdog_expired(self) -> None:
+        return None
+
+
+class LowBatteryShutdownMissing(Firmware):
+    """The low-battery handler was never registered: stimulation carries on as the battery runs down
+    (START is still refused while the battery is low)."""
+
+    def on_low_battery(self) -> None:
         return None
 
 
@@ -154,7 +162,9 @@ class Fault:
     description: str
 
 
-MODELLED_FAULTS: dict[str, Fault] = {
+# The catalogue: faults selectable by name on the simulated bench (--fault NAME), each caught by the
+# certification suite (stimrig validate-suite shows which tests catch it).
+FAULTS: dict[str, Fault] = {
     f.name: f
     for f in (
         Fault("frequency_off_5pct", FrequencyOff5pct, FrequencyOff5pct.__doc__ or ""),
@@ -174,26 +184,10 @@ MODELLED_FAULTS: dict[str, Fault] = {
             "electrode_off_detection_missing", ElectrodeOffDetectionMissing, ElectrodeOffDetectionMissing.__doc__ or ""
         ),
         Fault("stuck_dac", StuckDac, StuckDac.__doc__ or ""),
+        Fault("low_battery_shutdown_missing", LowBatteryShutdownMissing, LowBatteryShutdownMissing.__doc__ or ""),
         Fault("current_sense_reads_zero", CurrentSenseReadsZero, CurrentSenseReadsZero.__doc__ or ""),
     )
 }
-
-
-# Modelled and unit-tested (tests/unit/test_safety.py), but no certification test catches them yet, so
-# they are not offered as --fault and validate-suite does not count them. Each moves into FAULTS with
-# the certification test that catches it (issue 3).
-PENDING_CERTIFICATION_TESTS = frozenset(
-    {
-        "session_timer_never_stops",
-        "stuck_dac",  # KNOWN ISSUE: with the bench's sense hook wired, `certify --fault stuck_dac` hangs
-        "watchdog_disabled",
-        "overcurrent_cutoff_missing",
-        "current_sense_reads_zero",
-    }
-)
-
-# The catalogue: faults selectable by name on the simulated bench, each caught by the suite.
-FAULTS: dict[str, Fault] = {n: f for n, f in MODELLED_FAULTS.items() if n not in PENDING_CERTIFICATION_TESTS}
 
 
 def firmware_class(fault: str | None) -> type[Firmware]:

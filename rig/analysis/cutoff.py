@@ -11,6 +11,7 @@ from rig.capture import Capture
 from rig.errors import AnalysisError
 
 MIN_MARKER_SWING_V = 1.0
+MIN_PULSE_SAMPLES = 3  # consecutive samples above the threshold that make a pulse (the setups give >= 10 per phase)
 
 
 @dataclass(frozen=True)
@@ -41,24 +42,40 @@ def marker_edge_s(marker: Capture) -> float:
     return float(marker.x_origin_s + (i + frac) * marker.x_increment_s)
 
 
-def cutoff_latency(output: Capture, marker: Capture, fraction: float = 0.10) -> CutoffResult:
+def cutoff_latency(
+    output: Capture, marker: Capture, fraction: float = 0.10, amplitude: float | None = None
+) -> CutoffResult:
     """Latency from the marked event to the last sample of the output above ``fraction`` of its
-    pre-event amplitude (both polarities: biphasic pulses)."""
+    amplitude (both polarities: biphasic pulses).
+
+    ``amplitude`` (capture units) is the output's amplitude when the event does not leave it on
+    screen before the event (e.g. the load changes at the event, or the output starts there); by
+    default it is the peak of the record before the event.
+    """
     event_s = marker_edge_s(marker)
     t = output.times()
     v = np.abs(output.volts())
-    before = v[t < event_s]
-    if before.size == 0:
-        raise AnalysisError(f"{output.instrument} CH{output.channel}: no pre-event record to take the amplitude from")
-    amplitude = float(np.max(before))
-    noise = float(np.median(before)) + 6 * float(np.std(before[before < 0.5 * amplitude])) if before.size else 0.0
-    if amplitude <= 0 or amplitude * fraction <= noise:
-        raise AnalysisError(
-            f"{output.instrument} CH{output.channel}: no output before the event (peak {amplitude:.3g} V); "
-            "expected pulses to cut off"
-        )
+    if amplitude is None:
+        before = v[t < event_s]
+        if before.size == 0:
+            raise AnalysisError(
+                f"{output.instrument} CH{output.channel}: no pre-event record to take the amplitude from"
+            )
+        amplitude = float(np.max(before))
+        quiet = before[before < 0.5 * amplitude]
+        noise = float(np.median(before)) + (6 * float(np.std(quiet)) if quiet.size else 0.0)
+        if amplitude <= 0 or amplitude * fraction <= noise:
+            raise AnalysisError(
+                f"{output.instrument} CH{output.channel}: no output before the event (peak {amplitude:.3g} V); "
+                "expected pulses to cut off"
+            )
+    elif not amplitude > 0:
+        raise AnalysisError(f"cutoff amplitude must be positive, got {amplitude!r}")
     threshold = fraction * amplitude
-    above = np.flatnonzero((v > threshold) & (t >= event_s))
+    # a pulse is at least MIN_PULSE_SAMPLES consecutive samples above the threshold: a noise spike is not
+    hot = (v > threshold) & (t >= event_s)
+    runs = np.convolve(hot.astype(np.int32), np.ones(MIN_PULSE_SAMPLES, dtype=np.int32), mode="valid")
+    above = np.flatnonzero(runs == MIN_PULSE_SAMPLES) + MIN_PULSE_SAMPLES - 1
     if above.size == 0:
         return CutoffResult(event_s, amplitude, event_s, 0.0, True)
     last = int(above[-1])

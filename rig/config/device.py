@@ -74,6 +74,10 @@ class Safety(_Strict):
     link_loss_cutoff_max_s: float = Field(
         gt=0, le=60, description="limit: controller silent -> last pulse above 10 % of its amplitude"
     )
+    on_reconnect: Literal["resume_at_zero", "resume_ramp"] = Field(
+        description="after a link-loss cutoff, when the controller is heard again: stay at zero until the "
+        "operator starts again (resume_at_zero), or ramp back up to the set amplitude (resume_ramp)"
+    )
     cutoff_test_amplitudes_mA: tuple[float, float] = Field(
         description="minimum and maximum amplitude every cutoff test runs at"
     )
@@ -95,6 +99,15 @@ class Safety(_Strict):
     max_amplitude_step_mA: float = Field(gt=0, le=200, description="largest amplitude change pulse to pulse")
     low_battery_V: float = Field(gt=0, le=50, description="battery below this = orderly ramp-down, no new START")
     low_battery_ramp_down_s: float = Field(ge=0, le=30, description="output ramps to zero over this on low battery")
+    low_battery_cutoff_max_s: float = Field(
+        gt=0, le=60, description="limit: battery below low_battery_V -> last pulse above 10 % of its amplitude"
+    )
+    session_test_duration_s: float = Field(
+        gt=0, le=3600, description="treatment time the end-of-session test sets with START"
+    )
+    session_end_max_overrun_ms: float = Field(
+        ge=0, le=60_000, description="limit: end of the set treatment time -> last pulse above 10 % of amplitude"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Safety:
@@ -105,6 +118,10 @@ class Safety(_Strict):
         if self.watchdog_cutoff_max_ms < self.watchdog_period_ms:
             raise ValueError(
                 "safety.watchdog_cutoff_max_ms is below safety.watchdog_period_ms: no device could meet it"
+            )
+        if self.low_battery_cutoff_max_s < self.low_battery_ramp_down_s:
+            raise ValueError(
+                "safety.low_battery_cutoff_max_s is below safety.low_battery_ramp_down_s: no device could meet it"
             )
         lo, hi = self.cutoff_test_amplitudes_mA
         if not 0 < lo < hi:

@@ -83,9 +83,12 @@ class SerialDutLink:
             raise ProtocolError(f"{self._port}: LIST_PROGRAMS reply has no program list (got {p})")
         return [str(x) for x in programs]
 
-    def start(self, program: str, channels: list[int], amplitude_mA: float) -> None:
+    def start(self, program: str, channels: list[int], amplitude_mA: float, duration_s: float | None = None) -> None:
         self._guard(amplitude_mA, f"START {program} on channels {channels}")
-        self._request(MsgType.START, {"program": program, "channels": channels, "amplitude_mA": amplitude_mA})
+        request: dict[str, object] = {"program": program, "channels": channels, "amplitude_mA": amplitude_mA}
+        if duration_s is not None:
+            request["duration_s"] = duration_s
+        self._request(MsgType.START, request)
 
     def set_amplitude(self, channel: int, amplitude_mA: float) -> None:
         self._guard(amplitude_mA, f"SET_AMPLITUDE on channel {channel}")

@@ -56,6 +56,7 @@ class StartRequest(_Payload):
     program: str = Field(min_length=1, max_length=32)
     channels: list[int] = Field(min_length=1, max_length=16)
     amplitude_mA: float = Field(allow_inf_nan=False)
+    duration_s: float | None = Field(default=None, allow_inf_nan=False)  # treatment time; None: the program's
 
 
 class SetAmplitudeRequest(_Payload):

@@ -49,6 +49,7 @@ SEAMS = (
     "open_circuit",
     "overcurrent_cutoff",
     "on_watchdog_expired",
+    "on_low_battery",
 )
 RUNNING = ("ramp_up", "on", "ramp_down", "off_phase")
 RESTARTABLE = ("idle", "stopped", "link_lost")
@@ -60,8 +61,9 @@ class Sense:
     """What the output stage's sense circuit reports for one channel.
 
     ``impedance_ohm``: load impedance V/I at the phase-1 plateau (inf: open, 0: short).
-    ``current_gain``: sensed current / delivered current (1: healthy current sense; 0: it reads zero;
-    1.5: 50 % more current flows than the DAC was set to, e.g. a failed current regulator).
+    ``current_gain``: sensed current / DAC current (1: healthy; 0: the current sense reads zero; 1.5:
+    50 % more current flows than the DAC was set to, e.g. a failed current regulator). Either way the
+    sensed current is at most what the compliance voltage can drive into the load.
     """
 
     impedance_ohm: float = IDEAL_LOAD_OHM
@@ -90,6 +92,8 @@ class ChannelRuntime:
     fault: str | None = None  # condition that put the channel in state "fault" (cleared by STOP)
     intended: Segment | None = None  # the envelope the firmware commands (the schedule holds what the DAC makes)
     check_gen: int = 0  # bumped on every output change: a pending load-fault trip for an older one is void
+    session_s: float | None = None  # treatment time set by START (None: the program's duration)
+    resume: tuple[Program, float, float] | None = None  # (program, target, session left) cut by a link loss
 
 
 class Firmware:
@@ -115,7 +119,8 @@ class Firmware:
         self._frame_arrived = env.event()
         self.link_losses: list[float] = []  # bench times at which the link was declared lost
         self.hung = False  # main loop frozen (bench-side hang()) until the watchdog resets the MCU
-        self._reset = env.event()  # fires when the watchdog has reset a hung main loop
+        self._hang_count = 0  # identifies the present hang (a watchdog or a recovery for an older one is void)
+        self._resume = env.event()  # fires with "reset" (watchdog) or "recovered" when the main loop runs again
         self.watchdog_resets: list[float] = []
         self.battery_V: float | None = None  # None: not simulated (a full battery)
         self.battery_low = False
@@ -128,12 +133,13 @@ class Firmware:
         if not isinstance(received, FrameError) and not self.hung:
             self._note_valid_frame()
         yield self.env.timeout(self.device.output.command_latency_ms / 1000.0)
-        if self.hung:  # the main loop never picks the frame up; after a watchdog reset it is gone
-            yield self._reset
-            seq = received.seq if received.seq is not None else 0
-            return Frame(
-                MsgType.ERROR, seq, error_payload(ErrorCode.FAULT_ACTIVE, "watchdog reset: command not executed")
-            )
+        if self.hung:  # the main loop picks the frame up only when it runs again; a watchdog reset loses it
+            how = yield self._resume
+            if how == "reset":
+                seq = received.seq if received.seq is not None else 0
+                return Frame(
+                    MsgType.ERROR, seq, error_payload(ErrorCode.FAULT_ACTIVE, "watchdog reset: command not executed")
+                )
         if isinstance(received, FrameError):
             seq = received.seq if received.seq is not None else 0
             return Frame(MsgType.ERROR, seq, error_payload(ErrorCode(received.code), received.detail))
@@ -249,9 +255,10 @@ class Firmware:
         """Start-up (and each ON period's) ramp from zero to the set-point."""
         return program.ramp_up_s
 
-    def session_duration_s(self, program: Program) -> float:
-        """The session timer: the program ends by itself after this."""
-        return program.duration_s
+    def session_duration_s(self, program: Program, requested_s: float | None) -> float:
+        """The session timer: the program ends by itself after the treatment time START set (else after
+        the program's duration)."""
+        return program.duration_s if requested_s is None else requested_s
 
     def estop_halts(self, ch: ChannelRuntime) -> bool:
         """Whether EMERGENCY_STOP cuts this channel: always."""
@@ -293,6 +300,25 @@ class Firmware:
         self.last_frame_s = self.env.now
         if not self._frame_arrived.triggered:
             self._frame_arrived.succeed()
+            if self.link_losses:
+                self.on_reconnect()
+
+    def on_reconnect(self) -> None:
+        """The controller is heard again after a link loss: the fixture's ``on_reconnect`` decides.
+        ``resume_at_zero``: channels stay at zero (state ``link_lost``) until the operator starts them;
+        ``resume_ramp``: each channel the cutoff stopped starts again from zero with its program's ramp,
+        to the amplitude it had, for the rest of its session."""
+        for ch in self.channels.values():
+            resume, ch.resume = ch.resume, None
+            if resume is None or ch.state != "link_lost" or self.device.safety.on_reconnect != "resume_ramp":
+                continue
+            if self.battery_low:
+                continue
+            if ch.process is not None and ch.process.is_alive:
+                ch.process.interrupt("reconnected")
+            program, target_mA, left_s = resume
+            ch.program, ch.target_mA, ch.started_at_s, ch.session_s = program, target_mA, self.env.now, left_s
+            ch.process = self.env.process(self._run_program(ch))
 
     def _supervise(self) -> Generator[simpy.Event, Any, None]:
         """Declare the link lost when no valid frame arrived for the supervision timeout.
@@ -304,8 +330,8 @@ class Firmware:
             if left > 0:
                 yield self.env.timeout(left)
                 continue
-            if self.hung:  # the supervision runs in the main loop: frozen until the watchdog resets it
-                yield self._reset
+            if self.hung:  # the supervision runs in the main loop: frozen until it runs again
+                yield self._resume
                 continue
             self.link_losses.append(self.env.now)
             self.on_link_lost()
@@ -318,6 +344,10 @@ class Firmware:
             if ch.state in RUNNING:
                 if ch.process is not None and ch.process.is_alive:
                     ch.process.interrupt("link lost")
+                if ch.program is not None:
+                    session_s = self.session_duration_s(ch.program, ch.session_s)
+                    left_s = max(0.0, session_s - (self.env.now - ch.started_at_s))
+                    ch.resume = (ch.program, ch.target_mA, left_s)
                 ch.state = "link_lost"
                 ch.process = self.env.process(self._ramp_to_zero(ch, self.device.safety.link_loss_ramp_down_s))
 
@@ -334,23 +364,40 @@ class Firmware:
             return
 
     # ---- watchdog ---------------------------------------------------------------------------------
-    def hang(self) -> None:
-        """Bench side: the main loop freezes. No command, timer or supervision is processed any more;
-        the pulse hardware keeps running whatever segment it had. The watchdog (not kicked from now on)
-        resets the MCU after ``watchdog_period_ms``."""
+    def hang(self, duration_s: float = math.inf) -> None:
+        """Bench side: the main loop freezes (for ``duration_s``, e.g. a transient lock-up, else for
+        good). No command, timer or supervision is processed meanwhile; the pulse hardware keeps running
+        whatever segment it had, and the program timers are lost. The watchdog (not kicked from now on)
+        resets the MCU after ``watchdog_period_ms``; a lock-up that ends before that goes unnoticed."""
         if self.hung:
             return
         self.hung = True
+        self._hang_count += 1
         for ch in self.channels.values():
             ch.check_gen += 1
             if ch.process is not None and ch.process.is_alive:
                 ch.process.interrupt("hung")
             ch.process = None
-        self.env.process(self._watchdog())
+        self.env.process(self._watchdog(self._hang_count))
+        if math.isfinite(duration_s):
+            self.env.process(self._recover(self._hang_count, duration_s))
 
-    def _watchdog(self) -> Generator[simpy.Event, Any, None]:
+    def _watchdog(self, hang: int) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(self.device.safety.watchdog_period_ms / 1000.0)
-        self.on_watchdog_expired()
+        if self.hung and hang == self._hang_count:
+            self.on_watchdog_expired()
+
+    def _recover(self, hang: int, duration_s: float) -> Generator[simpy.Event, Any, None]:
+        """The end of a transient lock-up: the main loop runs on where it stopped (outputs untouched)."""
+        yield self.env.timeout(duration_s)
+        if self.hung and hang == self._hang_count:
+            self._run_again("recovered")
+
+    def _run_again(self, how: str) -> None:
+        self.hung = False
+        self.last_frame_s = self.env.now
+        resume, self._resume = self._resume, self.env.event()
+        resume.succeed(how)
 
     def on_watchdog_expired(self) -> None:
         """The watchdog resets the MCU: every output is disabled at once (mid-pulse), channels that had
@@ -359,11 +406,8 @@ class Firmware:
             if ch.program is not None or ch.schedule.current is not None:
                 self._halt(ch, finish_pulse=False, state="fault")
                 ch.fault = "watchdog"
-        self.hung = False
         self.watchdog_resets.append(self.env.now)
-        self.last_frame_s = self.env.now
-        reset, self._reset = self._reset, self.env.event()
-        reset.succeed()
+        self._run_again("reset")
 
     # ---- battery ----------------------------------------------------------------------------------
     def set_battery_V(self, volts: float) -> None:
@@ -380,6 +424,7 @@ class Firmware:
             self.battery_low = False
 
     def on_low_battery(self) -> None:
+        """Orderly shutdown: every running channel ramps to zero over ``low_battery_ramp_down_s``."""
         for ch in self.channels.values():
             if ch.state in RUNNING or (ch.state == "link_lost" and ch.process is not None):
                 if ch.process is not None and ch.process.is_alive:
@@ -416,7 +461,7 @@ class Firmware:
         commanded = np.abs(want.envelope_mA(t))
         z = sense.impedance_ohm
         ceiling_mA = math.inf if z <= 0 else 1000.0 * self.device.output.compliance_voltage_V / z
-        sensed = np.minimum(delivered, ceiling_mA) * sense.current_gain
+        sensed = np.minimum(delivered * sense.current_gain, ceiling_mA)
         live = delivered > 0  # a pulse of zero amplitude measures nothing
         margin = 1.0 + safety.overcurrent_margin_pct / 100.0
         over = sensed > commanded * margin + self.device.limits.amplitude_resolution_mA
@@ -470,6 +515,14 @@ class Firmware:
             raise Refusal(
                 ErrorCode.FAULT_ACTIVE, f"battery low ({self.battery_V:g} V < {self.device.safety.low_battery_V:g} V)"
             )
+        if req.duration_s is not None:
+            shortest = program.ramp_up_s + program.ramp_down_s
+            if not shortest <= req.duration_s <= program.duration_s:
+                raise Refusal(
+                    ErrorCode.OUT_OF_RANGE,
+                    f"duration {req.duration_s:g} s outside {shortest:g}..{program.duration_s:g} s "
+                    f"(program {program.id}: its ramps .. its duration)",
+                )
         busy = [ch.number for ch in channels if ch.state not in RESTARTABLE or ch.process is not None]
         if busy:
             raise Refusal(ErrorCode.INVALID_STATE, f"channel(s) {busy} already running; stop them first")
@@ -478,6 +531,7 @@ class Firmware:
             if ch.process is not None and ch.process.is_alive:
                 ch.process.interrupt("restart")
             ch.program, ch.target_mA, ch.started_at_s, ch.fault = program, amplitude, self.env.now, None
+            ch.session_s, ch.resume = req.duration_s, None
             ch.process = self.env.process(self._run_program(ch))
 
     def set_amplitude(self, req: SetAmplitudeRequest) -> None:
@@ -509,6 +563,7 @@ class Firmware:
             ch.process.interrupt("halt")
         ch.process = None
         ch.check_gen += 1
+        ch.resume = None  # an operator's STOP / EMERGENCY_STOP (or a fault) cancels any resume
         now = self.env.now
         ch.schedule.close(ch.schedule.end_of_pulse_s(now) if finish_pulse else now)
         if ch.program is not None or ch.state != "idle":
@@ -579,7 +634,7 @@ class Firmware:
         """Session: repeated ON periods (ramp up, hold, ramp down) and OFF periods until the end."""
         program = ch.program
         assert program is not None
-        session_s = self.session_duration_s(program)
+        session_s = self.session_duration_s(program, ch.session_s)
         session_end = self.env.now + session_s
         ramp_up_s = self.ramp_up_s(program)
         try:

@@ -17,6 +17,7 @@ from rig.capture import Capture
 from rig.config.program import Program
 from rig.errors import StimrigError
 from rig.evidence import CaptureEvidence
+from rig.measurements import Measurement
 from rig.procedures import acquisition, analyse, capture, plan_for, settle_time_s
 
 MEASUREMENT_LOAD_OHM = 500.0  # IEC 60601-2-10 output limits and the FDA 510(k) table are at 500 ohm
@@ -76,14 +77,31 @@ class SteadyState:
             ev.attach()
 
 
-def drive_to_steady_state(bench: Any, dut: Any, scope: Any, program: Program, channel: int) -> SteadyState:
+RUNNING_STATES = ("ramp_up", "on", "ramp_down", "off_phase")
+OUTPUT_RUNNING = Measurement("output_running", "bool", low=1, high=1,
+                             description="STATUS shows the channel running before it is measured")
+
+
+def start_running(bench: Any, dut: Any, measure: Any, program: Program, channel: int, amplitude_mA: float,
+                  settle_s: float, **start: Any) -> None:
+    """START ``program`` on ``channel``, let it run ``settle_s`` and require STATUS to show it running:
+    a channel the device has already stopped (e.g. a fault trip) FAILs the test here, with the state
+    and fault it reports, instead of leaving the scope waiting for pulses that never come."""
+    dut.start(program.id, [channel], amplitude_mA, **start)
+    bench.wait(settle_s)
+    status = {s.channel: s for s in dut.status()}[channel]
+    measure.require(OUTPUT_RUNNING, float(status.state in RUNNING_STATES), channel=channel, program=program.id,
+                    state=status.state, fault=status.fault, after_s=settle_s)
+
+
+def drive_to_steady_state(bench: Any, dut: Any, scope: Any, measure: Any, program: Program,
+                          channel: int) -> SteadyState:
     load_ohm = MEASUREMENT_LOAD_OHM
     bench.load.connect(channel, load_named(bench, load_ohm))
     amplitude = program.amplitude_mA
     cfg = bench.config.scope
     plan = plan_for(bench.device, amplitude, load_ohm, cfg.measure_channel, cfg.probe_attenuation)
-    dut.start(program.id, [channel], amplitude)
-    bench.wait(settle_time_s(program))
+    start_running(bench, dut, measure, program, channel, amplitude, settle_time_s(program))
     train = capture(scope, acquisition(program, plan, "train"), cfg.timeout_s)
     pulse = capture(scope, acquisition(program, plan, "pulse"), cfg.timeout_s)
     dut.stop([channel])
@@ -102,7 +120,7 @@ def steady_state(
 ) -> SteadyState:
     key = (program.id, channel)
     if key not in _steady_cache:
-        _steady_cache[key] = drive_to_steady_state(bench, dut, scope, program, channel)
+        _steady_cache[key] = drive_to_steady_state(bench, dut, scope, measure, program, channel)
     state = _steady_cache[key]
     state.attach(measure)
     return state

@@ -12,7 +12,7 @@ from rig.analysis.cutoff import CutoffResult, cutoff_latency
 from rig.capture import Capture
 from rig.interfaces import AcquisitionSetup, ChannelSetup, TriggerSetup
 from rig.procedures import plan_for, settle_time_s, step_125_at_least
-from tests.certification.conftest import MEASUREMENT_LOAD_OHM, load_named
+from tests.certification.conftest import MEASUREMENT_LOAD_OHM, load_named, start_running
 
 CUTOFF_PROGRAM = "tens_hf"  # highest pulse rate: the finest resolution of "last pulse"
 MARKER_LEVEL_V = 2.5
@@ -34,33 +34,18 @@ def event_capture_setup(bench: Any, peak_V: float, window_s: float) -> Acquisiti
     )
 
 
-def marker_timed_capture(
+def capture_event(
     bench: Any,
-    dut: Any,
     scope: Any,
-    channel: int,
-    amplitude_mA: float,
+    peak_V: float,
     window_s: float,
     cause: Callable[[], None],
-    *,
-    settle_s: float | None = None,
     during: Callable[[], AbstractContextManager[Any]] | None = None,
-    scale_mA: float | None = None,
 ) -> tuple[Capture, Capture]:
-    """Run CUTOFF_PROGRAM on ``channel`` into 500 ohm at ``amplitude_mA``, then capture what ``cause``
-    provokes: (output on CH1, marker on CH2), triggered by the marker.
-
-    ``cause`` must produce the marker edge itself: ``bench.load.mark()`` followed by the event, or a
-    relay switch (the box's relay-sense drives the marker). ``settle_s`` is how long the program runs
-    first (default: to the end of its ramp); ``during`` wraps the event and the wait (e.g.
-    ``bench.silenced`` for link loss); ``scale_mA`` sizes the vertical range (default: the amplitude).
-    """
-    program = bench.program(CUTOFF_PROGRAM)
+    """Arm the scope on the marker, let ``cause`` produce the marker edge and the event, and capture
+    ``window_s`` after it: (output on CH1 sized for ``peak_V``, marker on CH2). ``during`` wraps the
+    event and the wait (e.g. ``bench.silenced`` for link loss)."""
     cfg = bench.config.scope
-    bench.load.connect(channel, load_named(bench, MEASUREMENT_LOAD_OHM))
-    dut.start(program.id, [channel], amplitude_mA)
-    bench.wait(settle_time_s(program) if settle_s is None else settle_s)
-    peak_V = plan_for(bench.device, scale_mA or amplitude_mA, MEASUREMENT_LOAD_OHM, 1, 1).peak_V
     setup = event_capture_setup(bench, peak_V, window_s)
     scope.configure(setup)
     scope.arm()
@@ -72,7 +57,41 @@ def marker_timed_capture(
     return scope.read_waveform(cfg.measure_channel), scope.read_waveform(cfg.marker_channel)
 
 
-def timed_cutoff(bench: Any, dut: Any, scope: Any, channel: int, amplitude_mA: float, window_s: float,
-                 cause: Callable[[], None], **kw: Any) -> CutoffResult:
+def marker_timed_capture(
+    bench: Any,
+    dut: Any,
+    scope: Any,
+    measure: Any,
+    channel: int,
+    amplitude_mA: float,
+    window_s: float,
+    cause: Callable[[], None],
+    *,
+    settle_s: float | None = None,
+    during: Callable[[], AbstractContextManager[Any]] | None = None,
+    scale_mA: float | None = None,
+    peak_V: float | None = None,
+) -> tuple[Capture, Capture]:
+    """Run CUTOFF_PROGRAM on ``channel`` into 500 ohm at ``amplitude_mA``, then capture what ``cause``
+    provokes: (output on CH1, marker on CH2), triggered by the marker.
+
+    ``cause`` must produce the marker edge itself: ``bench.load.mark()`` followed by the event, or a
+    relay switch (the box's relay-sense drives the marker). ``settle_s`` is how long the program runs
+    first (default: to the end of its ramp); ``scale_mA`` sizes the vertical range (default: the
+    amplitude) into 500 ohm, ``peak_V`` overrides it (e.g. when the event switches to another load).
+    """
+    program = bench.program(CUTOFF_PROGRAM)
+    bench.load.connect(channel, load_named(bench, MEASUREMENT_LOAD_OHM))
+    start_running(bench, dut, measure, program, channel, amplitude_mA,
+                  settle_time_s(program) if settle_s is None else settle_s)
+    if peak_V is None:
+        peak_V = plan_for(bench.device, scale_mA or amplitude_mA, MEASUREMENT_LOAD_OHM, 1, 1).peak_V
+    return capture_event(bench, scope, peak_V, window_s, cause, during)
+
+
+def timed_cutoff(bench: Any, dut: Any, scope: Any, measure: Any, channel: int, amplitude_mA: float,
+                 window_s: float, cause: Callable[[], None], **kw: Any) -> CutoffResult:
     """Latency from the marker edge to the last pulse above 10 % of the pre-event amplitude."""
-    return cutoff_latency(*marker_timed_capture(bench, dut, scope, channel, amplitude_mA, window_s, cause, **kw))
+    return cutoff_latency(
+        *marker_timed_capture(bench, dut, scope, measure, channel, amplitude_mA, window_s, cause, **kw)
+    )

@@ -8,7 +8,7 @@ import pytest
 from rig.errors import DeviceRefused
 from rig.measurements import Measurement
 from rig.procedures import acquisition, analyse, capture, plan_for, settle_time_s
-from tests.certification.conftest import MEASUREMENT_LOAD_OHM, load_named
+from tests.certification.conftest import MEASUREMENT_LOAD_OHM, load_named, start_running
 
 REFUSED = Measurement("request_refused", "bool", low=1, high=1, description="device answered with an error")
 
@@ -54,8 +54,7 @@ def test_raise_above_maximum_refused(program, channel, bench, dut, scope, device
     over = over_maximum_mA(device_model, bench)
     bench.load.connect(channel, load_named(bench, MEASUREMENT_LOAD_OHM))
     nominal = program.amplitude_mA
-    dut.start(program.id, [channel], nominal)
-    bench.wait(settle_time_s(program))
+    start_running(bench, dut, measure, program, channel, nominal, settle_time_s(program))
     refused = True
     try:
         dut.set_amplitude(channel, over)

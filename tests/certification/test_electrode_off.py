@@ -27,7 +27,7 @@ def test_electrode_off_cutoff(channel, level, bench, dut, scope, device_model, m
         bench.load.connect(channel, open_circuit)  # the relay switch is the marker edge
 
     limit_s = safety.electrode_off_cutoff_max_ms / 1000.0
-    result = timed_cutoff(bench, dut, scope, channel, amplitude, 2.0 * limit_s, open_the_load)
+    result = timed_cutoff(bench, dut, scope, measure, channel, amplitude, 2.0 * limit_s, open_the_load)
     measure(
         Measurement("electrode_off_cutoff_latency", "ms", high=safety.electrode_off_cutoff_max_ms,
                     source=device_model.source_of("safety.electrode_off_cutoff_max_ms")),

@@ -27,7 +27,8 @@ def test_emergency_stop(channel, level, when, bench, dut, scope, device_model, m
 
     window_s = max(10 * limit_s, 0.05)
     settle_s = 0.25 * ramp_s if when == "ramping_up" else None  # a quarter into the ramp
-    result = timed_cutoff(bench, dut, scope, channel, amplitude, window_s, marker_then_estop, settle_s=settle_s)
+    result = timed_cutoff(bench, dut, scope, measure, channel, amplitude, window_s, marker_then_estop,
+                          settle_s=settle_s)
     measure(
         Measurement("emergency_stop_latency", "ms", high=safety.emergency_stop_max_ms,
                     source=device_model.source_of("safety.emergency_stop_max_ms")),

@@ -24,7 +24,7 @@ def test_link_loss_cutoff(channel, level, bench, dut, scope, device_model, measu
         bench.load.mark()
 
     window_s = 2.0 * safety.link_loss_cutoff_max_s  # a late cutoff is still seen, a missing one shown as such
-    result = timed_cutoff(bench, dut, scope, channel, amplitude, window_s, last_frame_then_marker,
+    result = timed_cutoff(bench, dut, scope, measure, channel, amplitude, window_s, last_frame_then_marker,
                           during=bench.silenced)
     measure(
         Measurement(

@@ -12,7 +12,7 @@ from rig.measurements import Measurement
 from rig.procedures import acquisition, analyse, capture, plan_for, settle_time_s
 from rig.protocol.framing import Frame, crc16, encode_frame
 from rig.protocol.messages import ErrorCode, MsgType
-from tests.certification.conftest import MEASUREMENT_LOAD_OHM, load_named
+from tests.certification.conftest import MEASUREMENT_LOAD_OHM, load_named, start_running
 
 
 def _body(version: int, seq: int, kind: int, payload: dict) -> bytes:
@@ -45,8 +45,7 @@ def test_bad_frame_refused_output_unchanged(bad_input, bench, dut, scope, device
     program = bench.programs[0]
     channel = 1
     bench.load.connect(channel, load_named(bench, MEASUREMENT_LOAD_OHM))
-    dut.start(program.id, [channel], program.amplitude_mA)
-    bench.wait(settle_time_s(program))
+    start_running(bench, dut, measure, program, channel, program.amplitude_mA, settle_time_s(program))
     before = {s.channel: (s.state, s.target_mA) for s in dut.status()}
 
     raw, expected = BAD_INPUTS[bad_input]

@@ -27,7 +27,8 @@ def test_amplitude_change_is_slew_limited(channel, bench, dut, scope, device_mod
 
     n_steps = int(np.ceil((high - low) / safety.max_amplitude_step_mA))
     window_s = 2.0 * (n_steps + 2) / bench.program(CUTOFF_PROGRAM).frequency_Hz
-    cap, _marker = marker_timed_capture(bench, dut, scope, channel, low, window_s, marker_then_raise, scale_mA=high)
+    cap, _marker = marker_timed_capture(bench, dut, scope, measure, channel, low, window_s, marker_then_raise,
+                                        scale_mA=high)
     _, peaks_V = pulse_peaks(cap, threshold=0.5 * low * load_ohm / 1000.0)
     amps_mA = peaks_V * 1000.0 / load_ohm
     steps = np.abs(np.diff(amps_mA))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rig.measurements import Measurement
 from rig.procedures import acquisition, analyse, capture, plan_for
-from tests.certification.conftest import MEASUREMENT_LOAD_OHM, load_named
+from tests.certification.conftest import MEASUREMENT_LOAD_OHM, load_named, start_running
 
 PROGRAM = "tens_hf"
 
@@ -18,8 +18,8 @@ def test_start_ramps_up_from_zero(channel, bench, dut, scope, device_model, meas
     cfg = bench.config.scope
     bench.load.connect(channel, load_named(bench, MEASUREMENT_LOAD_OHM))
     target = device_model.safety.cutoff_test_amplitudes_mA[1]
-    dut.start(program.id, [channel], target)
-    bench.wait(0.25 * program.ramp_up_s - 0.01)  # the capture's first pulse comes ~a quarter into the ramp
+    # the capture's first pulse comes ~a quarter into the ramp
+    start_running(bench, dut, measure, program, channel, target, 0.25 * program.ramp_up_s - 0.01)
     plan = plan_for(device_model, target, MEASUREMENT_LOAD_OHM, cfg.measure_channel, cfg.probe_attenuation)
     nominal_mA = 0.25 * target
     setup = acquisition(program, plan, "train", trigger_level_V=0.1 * plan.peak_V)

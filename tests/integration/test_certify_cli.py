@@ -43,7 +43,9 @@ def test_frequency_fault_fails_every_frequency_test_and_only_those(tmp_path: Pat
     assert set(faulty_out.values()) == {"failed"}
     # The message says what was measured against what limit, e.g. 94.5 Hz against [88.2, 91.8] Hz.
     assert re.search(r"pulse_frequency = 94\.\d+ Hz, limits \[88\.2, 91\.8\] Hz: FAIL", faulty.stdout), faulty.stdout
-    measured = [r for r in records(tmp_path / "faulty") if r["kind"] == "measurement"]
+    measured = [r for r in records(tmp_path / "faulty")
+                if r["kind"] == "measurement" and r["measurement"]["name"] == "pulse_frequency"]
+    assert measured
     for m in measured:
         nominal = m["measurement"]["nominal"]
         assert m["value"] == pytest.approx(nominal * 1.05, rel=1e-3)

@@ -121,6 +121,32 @@ def test_measurement_verdicts_decide_the_outcome(pytester: pytest.Pytester) -> N
     assert sorted(outcomes) == ["failed", "failed", "failed", "passed"]
 
 
+def test_a_failed_precondition_stops_the_test_as_a_failure(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from rig.measurements import Measurement
+
+        def test_precondition_fails(measure):
+            measure.require(Measurement("output_running", "bool", 1, 1), 0.0, state="fault", fault="over_current")
+            raise AssertionError("must not get here")
+
+        def test_precondition_holds(measure):
+            measure.require(Measurement("output_running", "bool", 1, 1), 1.0)
+            measure(Measurement("x", "mA", 1, 2), 1.5)
+        """
+    )
+    results = pytester.path / "res"
+    result = pytester.runpytest_subprocess("--results-dir", str(results))
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    assert "output_running = 0 bool, limits [1, 1] bool: FAIL (state=fault, fault=over_current)" in out
+    assert "must not get here" not in out
+    (run,) = list(results.iterdir())
+    records = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    recorded = [(r["measurement"]["name"], r["verdict"]) for r in records if r["kind"] == "measurement"]
+    assert recorded == [("output_running", "FAIL"), ("output_running", "PASS"), ("x", "PASS")]
+
+
 def test_outputs_stopped_after_a_failing_test(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """

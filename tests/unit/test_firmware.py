@@ -16,7 +16,7 @@ import pytest
 from rig.config import DeviceModel, Program
 from rig.errors import FixtureError
 from rig.protocol.messages import REPLY_FLAG, ErrorCode, MsgType
-from simulator.faults import FAULTS, MODELLED_FAULTS, PENDING_CERTIFICATION_TESTS, firmware_class
+from simulator.faults import FAULTS, firmware_class
 from simulator.stimulator.firmware import Firmware
 
 Rig = Any  # conftest.FirmwareRig
@@ -482,6 +482,7 @@ FAULT_EFFECTS: dict[str, dict[str, Any]] = {
     "electrode_off_detection_missing": {},  # needs an open load
     "stuck_dac": {},  # the first ramp to the START amplitude is right; later changes are not
     "current_sense_reads_zero": {},  # needs an over-current
+    "low_battery_shutdown_missing": {},  # needs a low battery
 }
 
 
@@ -533,20 +534,19 @@ def test_nominal_firmware_behaviour(make_rig: MakeRig, wave: SimpleNamespace) ->
 
 
 def test_every_fault_is_described_here() -> None:
-    assert set(MODELLED_FAULTS) == set(FAULT_EFFECTS)
+    assert set(FAULTS) == set(FAULT_EFFECTS)
 
 
 @pytest.mark.parametrize("name", sorted(FAULT_EFFECTS))
 def test_fault_changes_exactly_what_it_says(make_rig: MakeRig, wave: SimpleNamespace, name: str) -> None:
-    fault = MODELLED_FAULTS[name]
-    if name in FAULTS:  # selectable by --fault; the pending ones are not yet
-        assert firmware_class(name) is fault.firmware
+    fault = FAULTS[name]
+    assert firmware_class(name) is fault.firmware
     assert fault.description.strip()
     assert_behaviour(measure_behaviour(make_rig, fault.firmware, wave), {**NOMINAL, **FAULT_EFFECTS[name]})
 
 
 def test_amplitude_clamp_missing_still_refuses_negative(make_rig: MakeRig) -> None:
-    rig = make_rig(MODELLED_FAULTS["amplitude_clamp_missing"].firmware)
+    rig = make_rig(FAULTS["amplitude_clamp_missing"].firmware)
     assert refused(rig.start("tens_hf", [1], -1.0), ErrorCode.OUT_OF_RANGE)
     assert ok(rig.start("tens_hf", [1], 150.0), MsgType.START)
 
@@ -562,11 +562,3 @@ def test_unknown_fault_lists_the_known_ones() -> None:
     assert "'frequency_off_6pct'" in msg and "\n" not in msg
     for name in FAULTS:
         assert name in msg
-
-
-def test_pending_faults_are_modelled_but_not_selectable() -> None:
-    assert set(MODELLED_FAULTS) > PENDING_CERTIFICATION_TESTS
-    assert set(FAULTS) == set(MODELLED_FAULTS) - PENDING_CERTIFICATION_TESTS
-    for name in PENDING_CERTIFICATION_TESTS:
-        with pytest.raises(FixtureError, match="unknown fault"):
-            firmware_class(name)

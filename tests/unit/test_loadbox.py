@@ -85,6 +85,7 @@ def test_the_box_identifies_itself_and_lists_its_loads_and_channels(sim: Box) ->
     assert sim.box.channels == CHANNELS
     assert sim.box.loads() == {
         "R500": 500.0, "R2k": 2000.0, "R10k": 10_000.0, "OPEN": math.inf, "SHORT": 0.0, "SKIN": 5400.0,
+            "SHUNT10": 10.0,
     }
     assert sim.box.loads() == sim.state.loads()
     assert sim.box.connected is None and not sim.box.sense()

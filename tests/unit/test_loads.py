@@ -306,6 +306,7 @@ def test_standard_catalogue_has_the_issue_loads_each_with_a_source() -> None:
     models = cat.models()
     assert {n: m.sensed_impedance_ohm for n, m in models.items()} == {
         "R500": 500.0, "R2k": 2000.0, "R10k": 10_000.0, "OPEN": math.inf, "SHORT": 0.0, "SKIN": RS + RP,
+        "SHUNT10": 10.0,
     }
     assert models["SKIN"] == SKIN
     assert all(len(src) > 20 for src in cat.sources().values())

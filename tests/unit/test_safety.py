@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rig.config import DeviceModel, Program
+from rig.config import DeviceModel, Program, load_device
 from rig.protocol.framing import Frame
 from rig.protocol.messages import REPLY_FLAG, ErrorCode, MsgType
 from simulator.clock import SimClock
-from simulator.faults import MODELLED_FAULTS
+from simulator.faults import FAULTS
 from simulator.stimulator.firmware import SEAMS, Firmware, Sense
+from tests.unit.conftest import DEVICE_FILE
 
 LATENCY_S = 0.002  # cs4.yaml output.command_latency_ms
 
@@ -92,10 +93,12 @@ class Bench:
 def make_bench(device: DeviceModel, programs: dict[str, Program]) -> Iterator[Callable[..., Bench]]:
     made: list[Bench] = []
 
-    def make(fw_class: type[Firmware] = Firmware, *, extra: list[Program] | None = None) -> Bench:
+    def make(
+        fw_class: type[Firmware] = Firmware, *, extra: list[Program] | None = None, model: DeviceModel | None = None
+    ) -> Bench:
         progs = dict(programs)
         progs.update({p.id: p for p in extra or []})
-        bench = Bench(fw_class, device, progs)
+        bench = Bench(fw_class, model or device, progs)
         made.append(bench)
         return bench
 
@@ -113,7 +116,7 @@ def refused(reply: Frame, code: ErrorCode) -> bool:
 
 
 def fault_of(name: str) -> type[Firmware]:
-    return MODELLED_FAULTS[name].firmware
+    return FAULTS[name].firmware
 
 
 # ---- fixture --------------------------------------------------------------------------------------------
@@ -144,7 +147,7 @@ def test_every_fault_overrides_only_declared_seams() -> None:
     """A fault is a small change at a declared seam: every method a fault class defines is in SEAMS
     and exists on the nominal firmware, and every seam is used by at least one fault."""
     used: set[str] = set()
-    for fault in MODELLED_FAULTS.values():
+    for fault in FAULTS.values():
         own = {name for name in vars(fault.firmware) if callable(vars(fault.firmware)[name])}
         assert own, f"{fault.name} changes nothing"
         assert own <= set(SEAMS), f"{fault.name} overrides {sorted(own - set(SEAMS))}, which are not seams"
@@ -621,6 +624,7 @@ BREAKS: dict[str | None, set[str]] = {
     "electrode_off_detection_missing": {"electrode_off"},
     "stuck_dac": {"amplitude_follows"},  # and the over-current supervision trips on it (test above)
     "current_sense_reads_zero": {"over_current"},
+    "low_battery_shutdown_missing": {"low_battery"},
 }
 
 
@@ -630,7 +634,7 @@ def test_each_fault_breaks_exactly_its_behaviour(
 ) -> None:
     fw_class = Firmware if fault is None else fault_of(fault)
     if fault is not None:
-        assert MODELLED_FAULTS[fault].description.strip()
+        assert FAULTS[fault].description.strip()
     short = make_program("tens_hf", id="tens_short", duration_s=10.0)
     broken = {name for name, holds in BEHAVIOURS.items() if not holds(make_bench(fw_class, extra=[short]))}
     assert broken == BREAKS[fault]
@@ -645,5 +649,101 @@ def test_every_safety_fault_is_in_the_matrix() -> None:
         "link_loss_cutoff_late",
         "link_loss_cutoff_missing",
     }
-    assert set(MODELLED_FAULTS) - older == set(BREAKS) - {None}
-    assert len(MODELLED_FAULTS) >= 12
+    assert set(FAULTS) - older == set(BREAKS) - {None}
+    assert len(FAULTS) >= 12
+
+
+# ---- reconnection policy, treatment time, transient lock-up ---------------------------------------------
+
+
+def _cut_by_link_loss(b: Bench) -> float:
+    """tens_hf on channel 1 at 25 mA, then the controller falls silent until the cutoff has run."""
+    b.start("tens_hf", [1], 25.0)
+    b.clock.wait(3.0)
+    b.clock.wait(b.safety.supervision_timeout_s + b.safety.link_loss_ramp_down_s + 0.5)
+    assert b.fw.channels[1].state == "link_lost" and b.fw.link_losses
+    return b.clock.now()
+
+
+def supervised(on_reconnect: str) -> DeviceModel:
+    """The fixture's device with its real link supervision, and the given reconnection policy."""
+    device = load_device(DEVICE_FILE)
+    return device.model_copy(update={"safety": device.safety.model_copy(update={"on_reconnect": on_reconnect})})
+
+
+def test_resume_at_zero_waits_for_the_operator(make_bench: Callable[..., Bench]) -> None:
+    assert load_device(DEVICE_FILE).safety.on_reconnect == "resume_at_zero"
+    b = make_bench(model=supervised("resume_at_zero"))
+    t = _cut_by_link_loss(b)
+    assert b.status(1)["state"] == "link_lost"  # the first frame the device hears again
+    b.clock.wait(3.0)
+    assert b.status(1)["state"] == "link_lost"
+    assert b.render(1, t, 3.0).max() == 0.0
+    assert ok(b.start("tens_hf", [1], 25.0), MsgType.START)  # the operator starts it again
+
+
+def test_resume_ramp_ramps_back_to_the_set_amplitude(make_bench: Callable[..., Bench]) -> None:
+    b = make_bench(model=supervised("resume_ramp"))
+    t = _cut_by_link_loss(b)
+    assert b.status(1)["state"] == "ramp_up"  # the first frame the device hears again restarts it
+    b.clock.wait(0.25 * 2.0)  # a quarter into tens_hf's 2 s ramp
+    _, amps = b.pulses(1, t, b.clock.now())
+    assert amps[0] < 0.1 * 25.0  # from zero, not a jump back to 25 mA
+    assert np.all(np.diff(amps) >= -1e-9)
+    b.clock.wait(2.0)
+    _, amps = b.pulses(1, b.clock.now() - 0.2, b.clock.now())
+    assert amps == pytest.approx(25.0, abs=0.11)
+
+
+def test_stop_during_link_loss_cancels_the_resume(make_bench: Callable[..., Bench]) -> None:
+    b = make_bench(model=supervised("resume_ramp"))
+    b.start("tens_hf", [1], 25.0)
+    b.clock.wait(3.0 + b.safety.supervision_timeout_s + 1.0)
+    assert ok(b.send(MsgType.STOP, channels=[1]), MsgType.STOP)  # the STOP is what the device hears first
+    b.clock.wait(2.0)
+    assert b.status(1)["state"] == "stopped"
+    assert b.render(1, b.clock.now() - 2.0, 2.0).max() == 0.0
+
+
+def test_start_sets_the_treatment_time(make_bench: Callable[..., Bench]) -> None:
+    b = make_bench()
+    assert ok(b.send(MsgType.START, program="tens_hf", channels=[1], amplitude_mA=25.0, duration_s=5.0), MsgType.START)
+    t0 = b.t0(1)
+    b.clock.wait(6.0)
+    assert b.status(1)["state"] == "stopped"
+    end = b.last_output_s(1, t0, 6.0)
+    assert t0 + 5.0 - 1.0 / 90 <= end <= t0 + 5.0
+
+
+@pytest.mark.parametrize("duration_s", [2.9, 1801.0, -1.0])
+def test_start_refuses_a_treatment_time_outside_the_program(
+    make_bench: Callable[..., Bench], duration_s: float
+) -> None:
+    b = make_bench()
+    reply = b.send(MsgType.START, program="tens_hf", channels=[1], amplitude_mA=25.0, duration_s=duration_s)
+    assert refused(reply, ErrorCode.OUT_OF_RANGE)
+    assert "tens_hf" in reply.payload["detail"]
+    assert b.status(1)["state"] == "idle"
+
+
+def test_a_lockup_shorter_than_the_watchdog_goes_unnoticed(make_bench: Callable[..., Bench]) -> None:
+    b = make_bench()
+    b.start("tens_hf", [1], 25.0)
+    b.clock.wait(3.0)
+    b.fw.hang(0.5 * b.safety.watchdog_period_ms / 1000.0)
+    b.clock.wait(0.5)
+    assert b.fw.watchdog_resets == []
+    assert b.status(1)["fault"] is None
+    assert b.render(1, b.clock.now() - 0.1, 0.1).max() > 20.0  # the pulse hardware ran on
+
+
+def test_watchdog_disabled_lets_a_long_lockup_run_on(make_bench: Callable[..., Bench]) -> None:
+    b = make_bench(fault_of("watchdog_disabled"))
+    b.start("tens_hf", [1], 25.0)
+    b.clock.wait(3.0)
+    t = b.clock.now()
+    b.fw.hang(0.5)
+    reply = b.status(1)  # answered once the lock-up ends, not refused
+    assert b.clock.now() >= t + 0.5
+    assert reply["fault"] is None
+    assert b.last_output_s(1, t, 0.5) > t + 0.4
