@@ -49,7 +49,8 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"stimrig virtual bench ({'real-time' if vbench.realtime else 'virtual time'}), seed {config.seed}"
               + (f", fault {vbench.fault}" if vbench.fault else "") + "  [SIMULATED]")
         print(f"  oscilloscope (Keysight SCPI socket): {res.scope_resource}")
-        print(f"  stimulator {device.model} serial port: {res.dut_port}")
+        print(f"  stimulator {device.model} serial port (controller radio bridge): {res.dut_port}")
+        print(f"  RF attenuator (Mini-Circuits RCDAT telnet commands) in the radio path: {res.attenuator_resource}")
         print(f"  relay load box serial port: {res.loadbox_port} (loads: {', '.join(vbench.loadbox.loads())})")
         print("  scope CH1 probes the measurement load (10:1 probe); CH2 is the load box marker output")
         if start is not None:

@@ -52,6 +52,16 @@ class DeviceRefused(DutError):
         super().__init__(f"{port}: device refused {command}: {name} (code {code}): {detail}")
 
 
+class LinkDown(DutError):
+    """The controller bridge has no radio connection to the device: the command was not delivered."""
+
+    def __init__(self, port: str, command: str, detail: str) -> None:
+        self.port = port
+        self.command = command
+        self.detail = detail
+        super().__init__(f"{port}: {command} not delivered: radio link to the device is down ({detail})")
+
+
 class CeilingError(StimrigError):
     """The rig refused to command more than the bench's amplitude ceiling."""
 

@@ -14,6 +14,7 @@ Fail-safe rules enforced here:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,8 @@ from rig.results import ResultsLog, new_run_id
 
 DEFAULT_SIM_BENCH = FIXTURES_DIR / "benches" / "sim.yaml"
 SIMULATED_MARK = "SIMULATED - not evidence for a real device"
-BENCH_FIXTURES = frozenset({"bench", "dut", "scope", "load"})
+log = logging.getLogger(__name__)
+BENCH_FIXTURES = frozenset({"bench", "dut", "scope", "load", "radio"})
 
 
 @dataclass
@@ -168,6 +170,20 @@ def dut(bench: RigBench) -> Iterator[Any]:
 
 
 @pytest.fixture
+def radio(bench: RigBench, dut: Any) -> Iterator[Any]:
+    """The controller-to-DUT radio path (set_distance_m); the patient is back at the bench's default
+    distance when the test ends, before its outputs are stopped over that link."""
+    channel = bench.radio
+    try:
+        yield channel
+    finally:
+        try:
+            bench.reset_radio()
+        except Exception as exc:  # must not mask the test's own failure; outputs_off still runs
+            log.error("could not put the radio back at the default distance: %s", exc)
+
+
+@pytest.fixture
 def scope(bench: RigBench) -> Any:
     return bench.scope
 
@@ -233,7 +249,11 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         if rig.simulated:
             allure.dynamic.tag(SIMULATED_MARK)
     link_errors_before = len(state.rig.link_errors) if state is not None and state.rig is not None else 0
+    link_events_before = len(state.rig.link_events) if state is not None and state.rig is not None else 0
     result = yield
+    if state is not None and state.rig is not None:
+        for event in state.rig.link_events[link_events_before:]:
+            state.results().write("link_event", test=item.nodeid, event=event)
     if state is not None and state.rig is not None and len(state.rig.link_errors) > link_errors_before:
         lost = state.rig.link_errors[link_errors_before:]
         raise AssertionError(

@@ -17,13 +17,18 @@ import simpy
 
 from rig.config.bench import BenchConfig
 from rig.config.device import DeviceModel
+from rig.config.link import load_link_profiles
 from rig.config.loader import resolve_fixture
 from rig.config.program import Program
 from rig.protocol.framing import Frame
 from rig.protocol.messages import MsgType
+from rig.radio.path_loss import mean_path_loss_dB
+from simulator.bench_radio import SimRadio
 from simulator.clock import SimClock
 from simulator.device_server import PtyDeviceServer
 from simulator.faults import firmware_class
+from simulator.instruments.attenuator import serve_attenuator
+from simulator.instruments.attenuator_model import load_attenuator_model
 from simulator.loadbox import SimLoadBox
 from simulator.loadbox_server import PtyLoadBoxServer
 from simulator.loads import load_catalogue
@@ -38,6 +43,7 @@ class SimResources:
     scope_resource: str
     dut_port: str
     loadbox_port: str
+    attenuator_resource: str
 
 
 class _LoadVoltage:
@@ -115,9 +121,24 @@ class VirtualBench:
         # hardware single faults injected by sim-only tests: channel -> (since, delivered / DAC current)
         self.regulator_fault: dict[int, tuple[float, float]] = {}
         self.firmware.sense = self._sense
+        # the controller-to-device radio: the emulated attenuator's setting + the cabling's fixed loss
+        if config.radio is None:
+            raise ValueError(f"{config.path}: a simulated bench needs a 'radio' section")
+        self.radio_config = config.radio
+        self.link_profiles = load_link_profiles()
+        self.environment = self.link_profiles.environment(config.radio.environment)
+        self.attenuator_model = load_attenuator_model()
+        self.power_on_attenuation_dB = self._power_on_attenuation_dB()
+        self.radio = SimRadio(
+            self.clock.env, device, self.link_profiles, self.rngs("radio"),
+            path_loss_dB=self.power_on_attenuation_dB + config.radio.cable_loss_dB,
+            supervision_timeout_s=self.firmware.supervision_timeout_s(),
+            on_link_lost=self.firmware.link_disconnected,
+        )
+        self._attenuator_server: Any = None
         self._signal = _LoadVoltage(self)
         self._marker = _Marker(self)
-        self.device_server = PtyDeviceServer(self.clock, self.firmware)
+        self.device_server = PtyDeviceServer(self.clock, self.firmware, self.radio)
         self.loadbox_server = PtyLoadBoxServer(self.clock, self.loadbox)
         self._scope_server: Any = None
         self.resources: SimResources | None = None
@@ -130,7 +151,12 @@ class VirtualBench:
         loadbox_port = self.loadbox_server.start()
         self._scope_server = serve_keysight(self, self.scope_model_path, self.bind, self.scope_port)
         resource = f"TCPIP0::{self.bind}::{self._scope_server.port}::SOCKET"
-        self.resources = SimResources(scope_resource=resource, dut_port=port, loadbox_port=loadbox_port)
+        self._attenuator_server = serve_attenuator(host=self.bind, port=0, on_change=self._attenuation_changed)
+        self._attenuator_server.instrument.execute(f":SETATT={self.power_on_attenuation_dB:g}")
+        self.resources = SimResources(
+            scope_resource=resource, dut_port=port, loadbox_port=loadbox_port,
+            attenuator_resource=self._attenuator_server.resource(),
+        )
         return self.resources
 
     def stop(self) -> None:
@@ -139,6 +165,9 @@ class VirtualBench:
         if self._scope_server is not None:
             self._scope_server.stop()
             self._scope_server = None
+        if self._attenuator_server is not None:
+            self._attenuator_server.stop()
+            self._attenuator_server = None
         self.device_server.stop()
         self.loadbox_server.stop()
         self.clock.close()
@@ -156,6 +185,19 @@ class VirtualBench:
         z = self.loadbox.model(self.loadbox.load_of(channel)).sensed_impedance_ohm
         gain = self.regulator_fault[channel][1] if channel in self.regulator_fault else 1.0
         return Sense(impedance_ohm=z, current_gain=gain)
+
+    def _power_on_attenuation_dB(self) -> float:
+        """The attenuator's configured power-up value: the bench's default distance (so `stimrig serve`
+        comes up with a working link; the rig sets it again when it opens the radio)."""
+        cfg = self.radio_config
+        wanted = float(mean_path_loss_dB(self.environment, cfg.default_distance_m)) - cfg.cable_loss_dB
+        lo, hi = self.attenuator_model.range_dB
+        return self.attenuator_model.quantize_dB(min(max(wanted, lo), hi))
+
+    def _attenuation_changed(self, attenuation_dB: float) -> None:
+        """The emulated attenuator was set (from its TCP server thread)."""
+        with self.clock.lock:
+            self.radio.set_path_loss_dB(attenuation_dB + self.radio_config.cable_loss_dB)
 
     def _load_changed(self, dut_channel: int, load: str) -> None:
         """The load box switched a relay: the stimulator sees it on its next pulses."""
@@ -248,4 +290,10 @@ class VirtualBench:
             "device_model": self.device.model,
             "random_streams": self.rngs.streams,
             "bench_time_s": self.clock.now(),
+            "radio": {
+                "environment": self.radio_config.environment,
+                "path_loss_dB": self.radio.path_loss_dB,
+                "connection_events": self.radio.events,
+                "link_losses_s": list(self.radio.losses),
+            },
         }

@@ -120,6 +120,8 @@ class SimClock:
                     log.warning("periodic bench callback failed: %s", exc)
                 finally:
                     self._in_callback.active = False
+            if self.now() >= t_s:  # a callback that takes bench time (a radio round trip) may reach it
+                return
 
     def every(self, interval_s: float, callback: Callable[[], None]) -> Any:
         """Call ``callback`` every ``interval_s`` of bench time (first call one interval from now)."""

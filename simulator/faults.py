@@ -118,6 +118,22 @@ class LowBatteryShutdownMissing(Firmware):
         return None
 
 
+class UnattendedRestartAfterLinkLoss(Firmware):
+    """The reconnection handler ignores the fixture's policy: when the controller is heard again after
+    a link-loss cutoff, every channel it cut jumps straight back to its set amplitude, with no ramp and
+    no operator."""
+
+    def on_reconnect(self) -> None:
+        for ch in self.channels.values():
+            resume, ch.resume = ch.resume, None
+            if resume is None or ch.state != "link_lost":
+                continue
+            program, target_mA, left_s = resume
+            ch.program, ch.target_mA, ch.started_at_s, ch.session_s = program, target_mA, self.env.now, left_s
+            ch.state = "on"
+            self._open(ch, self._segment(ch, self.env.now, target_mA, target_mA, 0.0))
+
+
 class OvercurrentCutoffMissing(Firmware):
     """Short circuit and over-current are detected but the cutoff was never wired: output carries on."""
 
@@ -185,6 +201,11 @@ FAULTS: dict[str, Fault] = {
         ),
         Fault("stuck_dac", StuckDac, StuckDac.__doc__ or ""),
         Fault("low_battery_shutdown_missing", LowBatteryShutdownMissing, LowBatteryShutdownMissing.__doc__ or ""),
+        Fault(
+            "unattended_restart_after_link_loss",
+            UnattendedRestartAfterLinkLoss,
+            UnattendedRestartAfterLinkLoss.__doc__ or "",
+        ),
         Fault("current_sense_reads_zero", CurrentSenseReadsZero, CurrentSenseReadsZero.__doc__ or ""),
     )
 }

@@ -19,13 +19,15 @@ from rig.config.device import DeviceModel
 from rig.config.loader import load_bench, load_device, load_programs
 from rig.config.program import Program
 from rig.dut.serial_link import SerialDutLink
-from rig.errors import StimrigError
+from rig.errors import DutError, LinkDown, StimrigError
 from rig.interfaces import Clock, LoadBox, Oscilloscope, Periodic
 
 log = logging.getLogger(__name__)
 
-# The controller's heartbeat: well inside any BLE supervision timeout (>= 100 ms, spec minimum).
-KEEPALIVE_INTERVAL_S = 0.05
+# The controller's heartbeat: four per supervision timeout (a lost one or two never trips the DUT),
+# and never slower than this.
+KEEPALIVES_PER_SUPERVISION_TIMEOUT = 4
+MAX_KEEPALIVE_INTERVAL_S = 0.25
 
 
 class RigBench:
@@ -48,6 +50,9 @@ class RigBench:
         self._clock: Clock = WallClock()
         self._heartbeat: Periodic | None = None
         self.link_errors: list[str] = []  # keep-alives that failed, with the bench time
+        self.link_events: list[str] = []  # keep-alives lost while a test expected the link to drop
+        self._link_may_drop = False
+        self._radio: Any = None  # rig.radio.channel.AttenuatedRadioChannel once opened
         self._started = False
         if fault is not None and not config.simulated:
             from rig.errors import FixtureError
@@ -117,9 +122,78 @@ class RigBench:
         return self._scope
 
     @property
+    def radio(self) -> Any:
+        """The controller-to-DUT radio path (rig.interfaces.RadioChannel): an RF attenuator set by
+        distance. Opening it puts the patient at the bench's default distance."""
+        if self._radio is None:
+            cfg = self.config.radio
+            if cfg is None:
+                raise StimrigError(
+                    f"{self.config.path}: no 'radio' section: this test sets the controller-to-DUT distance and "
+                    "needs an RF attenuator in the bench (radio.environment, radio.cable_loss_dB, "
+                    "radio.attenuator.resource; docs/attenuator.md)"
+                )
+            from rig.config.link import load_link_profiles
+            from rig.instruments.attenuator import open_attenuator
+            from rig.radio.channel import AttenuatedRadioChannel
+
+            profiles = load_link_profiles()
+            try:
+                environment = profiles.environment(cfg.environment)
+            except KeyError as exc:
+                raise StimrigError(f"{self.config.path}: field 'radio.environment': {exc.args[0]}") from None
+            self.start()
+            resource = cfg.attenuator.resource
+            if resource == AUTO:
+                resource = str(self.virtual.resources.attenuator_resource)
+            attenuator = open_attenuator(resource, cfg.attenuator.visa_library, cfg.attenuator.timeout_s)
+            self._radio = AttenuatedRadioChannel(attenuator, cfg.environment, environment, cfg.cable_loss_dB, resource)
+            self._radio.set_distance_m(cfg.default_distance_m)
+        return self._radio
+
+    def reset_radio(self) -> None:
+        """Back to the default distance (after a test that moved the patient), and wait until the
+        controller reaches the DUT again."""
+        cfg = self.config.radio
+        if self._radio is not None and cfg is not None and self._radio.distance_m() != cfg.default_distance_m:
+            self._radio.set_distance_m(cfg.default_distance_m)
+            self.await_link()
+
+    def await_link(self, timeout_s: float | None = None) -> float:
+        """Wait (bench time) until a KEEPALIVE gets through; returns how long that took. DutError if
+        the link is not back within ``timeout_s`` (default: five supervision timeouts)."""
+        limit_s = 5.0 * self.device.safety.supervision_timeout_s if timeout_s is None else timeout_s
+        start = self.clock.now()
+        while True:
+            try:
+                self.dut.keepalive()
+                return self.clock.now() - start
+            except LinkDown as exc:
+                if self.clock.now() - start >= limit_s:
+                    raise DutError(
+                        f"{self.dut_port}: the radio link to the DUT is not back {limit_s:g} s after the patient "
+                        f"returned to {self._radio.distance_m() if self._radio else '?'} m (expected it to "
+                        f"reconnect): {exc}"
+                    ) from None
+                self.clock.wait(0.05)
+
+    @contextlib.contextmanager
+    def link_may_drop(self) -> Iterator[None]:
+        """Inside the block the radio link may go down (the test causes it): keep-alives that do not
+        get through are recorded as link events, not as failures of the test."""
+        self._link_may_drop = True
+        try:
+            yield
+        finally:
+            self._link_may_drop = False
+
+    @property
     def dut(self) -> SerialDutLink:
-        """The DUT link. Opening it starts the controller's keep-alive heartbeat."""
+        """The DUT link. Opening it starts the controller's keep-alive heartbeat (and, on a bench with a
+        radio, first sets the patient at the default distance: the link runs through it)."""
         if self._dut is None:
+            if self.config.radio is not None:
+                _ = self.radio
             d = self.config.dut
             self._dut = SerialDutLink(
                 self.dut_port,
@@ -127,7 +201,7 @@ class RigBench:
                 reply_timeout_s=d.reply_timeout_s,
                 ceiling_mA=self.config.amplitude_ceiling_mA,
             )
-            self._heartbeat = self.clock.every(KEEPALIVE_INTERVAL_S, self._keepalive)
+            self._heartbeat = self.clock.every(self.keepalive_interval_s, self._keepalive)
         return self._dut
 
     @property
@@ -178,9 +252,20 @@ class RigBench:
             return
         try:
             self._dut.keepalive()
+        except DutError as exc:
+            if self._link_may_drop:
+                self.link_events.append(f"{self.clock.now():.3f} s: {exc}")
+                return
+            self.link_errors.append(f"{self.clock.now():.3f} s: {exc}")
+            raise
         except StimrigError as exc:
             self.link_errors.append(f"{self.clock.now():.3f} s: {exc}")
             raise
+
+    @property
+    def keepalive_interval_s(self) -> float:
+        timeout_s = self.device.safety.supervision_timeout_s
+        return min(MAX_KEEPALIVE_INTERVAL_S, timeout_s / KEEPALIVES_PER_SUPERVISION_TIMEOUT)
 
     def program(self, program_id: str) -> Program:
         for p in self.programs:
@@ -206,13 +291,15 @@ class RigBench:
             self._heartbeat.cancel()
             self._heartbeat = None
         self.outputs_off()
-        for closer in (self._scope, self._dut, self._load):
+        attenuator = self._radio.attenuator if self._radio is not None else None
+        for closer in (self._scope, self._dut, self._load, attenuator):
             if closer is not None:
                 with contextlib.suppress(Exception):
                     closer.close()
         self._scope = None
         self._dut = None
         self._load = None
+        self._radio = None
         if self.virtual is not None:
             self.virtual.stop()
 

@@ -85,6 +85,28 @@ class LoadConfig(_Strict):
         return self
 
 
+class AttenuatorConfig(_Strict):
+    resource: str = Field(
+        default=AUTO, min_length=1,
+        description="VISA resource of the RF attenuator, e.g. TCPIP0::192.0.2.20::23::SOCKET ('auto' when simulated)",
+    )
+    visa_library: str = Field(default="@py", description="pyvisa backend: '@py' or a VISA library path")
+    timeout_s: float = Field(default=2.0, gt=0, le=60)
+
+
+class RadioConfig(_Strict):
+    """The radio path between the controller and the DUT: a programmable RF attenuator in the conducted
+    path, set to the path loss of a distance in a named environment less the cabling's fixed loss
+    (docs/attenuator.md, docs/link-model.md)."""
+
+    environment: str = Field(min_length=1, description="environment profile in fixtures/link/ble.yaml")
+    cable_loss_dB: float = Field(ge=0, le=60, description="fixed loss of the conducted path without the attenuator")
+    default_distance_m: float = Field(
+        default=1.0, gt=0, le=1000, description="distance set at the start and after every test"
+    )
+    attenuator: AttenuatorConfig = AttenuatorConfig()
+
+
 class SimulatorConfig(_Strict):
     bind: str = Field(default="127.0.0.1", description="address the emulated instruments listen on")
     scope_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port")
@@ -103,6 +125,7 @@ class BenchConfig(_Strict):
     scope: ScopeConfig
     dut: DutConfig
     load: LoadConfig
+    radio: RadioConfig | None = None
     simulator: SimulatorConfig | None = None
     path: Path | None = Field(default=None, exclude=True)
 
@@ -126,9 +149,13 @@ class BenchConfig(_Strict):
                 raise ValueError("a hardware bench cannot use a 'simulated' load box (use 'relay' or 'fixed')")
             if self.simulator is not None:
                 raise ValueError("'simulator' settings belong only to a bench with target: sim")
+            if self.radio is not None and self.radio.attenuator.resource == AUTO:
+                raise ValueError("a hardware bench needs a real radio.attenuator.resource, not 'auto'")
         else:
             if self.load.kind != "simulated":
                 raise ValueError("a simulated bench uses load.kind: simulated (its relay box is served on a pty)")
+            if self.radio is None:
+                raise ValueError("a simulated bench needs a 'radio' section: its DUT link runs through the link model")
         ctx = info.context or {}
         if ctx.get("path") is not None:
             object.__setattr__(self, "path", Path(ctx["path"]))

@@ -129,7 +129,24 @@ class Safety(_Strict):
         return self
 
 
-SOURCED_SECTIONS = ("output", "limits", "tolerances", "electrode", "safety")
+class Radio(_Strict):
+    """The device's BLE radio: what its link to the clinic controller is made of."""
+
+    phy: Literal["LE_1M", "LE_2M", "LE_CODED_S2", "LE_CODED_S8"] = Field(description="PHY of the connection")
+    tx_power_dBm: float = Field(ge=-20, le=20, description="transmit power (BLE core spec: -20..+20 dBm)")
+    connection_interval_ms: float = Field(ge=7.5, le=4000, description="BLE connection interval, 1.25 ms steps")
+    peripheral_latency: int = Field(ge=0, le=499, description="connection events the device may skip")
+    claimed_range_m: float = Field(gt=0, le=1000, description="the range the product claims the link holds")
+
+    @model_validator(mode="after")
+    def _spec_steps(self) -> Radio:
+        steps = self.connection_interval_ms / 1.25
+        if abs(steps - round(steps)) > 1e-9:
+            raise ValueError("radio.connection_interval_ms must be a multiple of 1.25 ms (BLE core spec)")
+        return self
+
+
+SOURCED_SECTIONS = ("output", "limits", "tolerances", "electrode", "safety", "radio")
 
 
 class DeviceModel(_Strict):
@@ -144,6 +161,7 @@ class DeviceModel(_Strict):
     tolerances: Tolerances
     electrode: Electrode
     safety: Safety
+    radio: Radio
     sources: dict[str, str] = Field(
         description="for every numeric field of output/limits/tolerances/electrode: where the number comes from"
     )
@@ -153,12 +171,21 @@ class DeviceModel(_Strict):
         for section in SOURCED_SECTIONS:
             block = getattr(self, section)
             for name, value in block:
-                if isinstance(value, int | float | tuple) and not isinstance(value, bool):
+                if isinstance(value, int | float | tuple | str) and not isinstance(value, bool):
                     key = f"{section}.{name}"
                     if not self.sources.get(key, "").strip():
                         raise ValueError(
                             f"sources['{key}'] is missing: every limit and tolerance must name its source"
                         )
+        interval_s = self.radio.connection_interval_ms / 1000.0
+        if self.safety.supervision_timeout_s <= 2 * (1 + self.radio.peripheral_latency) * interval_s:
+            raise ValueError(
+                "safety.supervision_timeout_s must exceed (1 + radio.peripheral_latency) x "
+                "radio.connection_interval_ms x 2 (BLE core spec)"
+            )
+        steps = self.safety.supervision_timeout_s / 0.010
+        if abs(steps - round(steps)) > 1e-6:
+            raise ValueError("safety.supervision_timeout_s must be a multiple of 10 ms (BLE core spec)")
         return self
 
     def source_of(self, key: str) -> str:

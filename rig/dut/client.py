@@ -6,9 +6,9 @@ import threading
 import time
 from typing import Any, Protocol
 
-from rig.errors import DeviceRefused, DutError, ProtocolError
+from rig.errors import DeviceRefused, DutError, LinkDown, ProtocolError
 from rig.protocol.framing import Frame, FrameDecoder, FrameError, encode_frame
-from rig.protocol.messages import MsgType, reply_type
+from rig.protocol.messages import ErrorCode, MsgType, reply_type
 
 
 class ByteStream(Protocol):
@@ -41,6 +41,8 @@ class ProtocolClient:
             reply = self.transact(encode_frame(frame), kind.name, frame.seq)
         if reply.msg_type == MsgType.ERROR:
             p = reply.payload
+            if p.get("code") == ErrorCode.NOT_CONNECTED:
+                raise LinkDown(self.port, kind.name, str(p.get("detail", "")))
             raise DeviceRefused(
                 self.port, kind.name, int(p.get("code", -1)), str(p.get("name", "?")), str(p.get("detail", ""))
             )

@@ -38,6 +38,7 @@ class ErrorCode(IntEnum):
     BAD_CHANNEL = 8
     INVALID_STATE = 9
     FAULT_ACTIVE = 10
+    NOT_CONNECTED = 11  # from the controller bridge, not the device: no radio connection, nothing delivered
 
 
 def reply_type(request: int) -> int:

@@ -50,6 +50,7 @@ SEAMS = (
     "overcurrent_cutoff",
     "on_watchdog_expired",
     "on_low_battery",
+    "on_reconnect",
 )
 RUNNING = ("ramp_up", "on", "ramp_down", "off_phase")
 RESTARTABLE = ("idle", "stopped", "link_lost")
@@ -116,7 +117,8 @@ class Firmware:
             n: ChannelRuntime(n, PulseSchedule(rise_s)) for n in range(1, device.channels + 1)
         }
         self.last_frame_s = env.now
-        self._frame_arrived = env.event()
+        self._frame_arrived = env.event()  # triggered while the link is up; a fresh one after each loss
+        self._frame_arrived.succeed()
         self.link_losses: list[float] = []  # bench times at which the link was declared lost
         self.hung = False  # main loop frozen (bench-side hang()) until the watchdog resets the MCU
         self._hang_count = 0  # identifies the present hang (a watchdog or a recovery for an older one is void)
@@ -333,10 +335,20 @@ class Firmware:
             if self.hung:  # the supervision runs in the main loop: frozen until it runs again
                 yield self._resume
                 continue
-            self.link_losses.append(self.env.now)
-            self.on_link_lost()
-            self._frame_arrived = self.env.event()
+            if self._frame_arrived.triggered:  # else the radio already reported the loss
+                self._declare_link_lost()
             yield self._frame_arrived
+
+    def _declare_link_lost(self) -> None:
+        self.link_losses.append(self.env.now)
+        self._frame_arrived = self.env.event()
+        self.on_link_lost()
+
+    def link_disconnected(self) -> None:
+        """Bench side (the radio): the BLE connection's supervision timeout expired. The link is lost
+        now, as when no valid frame arrived for the supervision timeout (whichever comes first)."""
+        if not self.hung and self._frame_arrived.triggered:
+            self._declare_link_lost()
 
     def on_link_lost(self) -> None:
         """Every running channel ramps to zero over the fixture's link-loss ramp, then stays off."""

@@ -71,6 +71,7 @@ def marker_timed_capture(
     during: Callable[[], AbstractContextManager[Any]] | None = None,
     scale_mA: float | None = None,
     peak_V: float | None = None,
+    before: Callable[[], None] | None = None,
 ) -> tuple[Capture, Capture]:
     """Run CUTOFF_PROGRAM on ``channel`` into 500 ohm at ``amplitude_mA``, then capture what ``cause``
     provokes: (output on CH1, marker on CH2), triggered by the marker.
@@ -78,12 +79,15 @@ def marker_timed_capture(
     ``cause`` must produce the marker edge itself: ``bench.load.mark()`` followed by the event, or a
     relay switch (the box's relay-sense drives the marker). ``settle_s`` is how long the program runs
     first (default: to the end of its ramp); ``scale_mA`` sizes the vertical range (default: the
-    amplitude) into 500 ohm, ``peak_V`` overrides it (e.g. when the event switches to another load).
+    amplitude) into 500 ohm, ``peak_V`` overrides it (e.g. when the event switches to another load);
+    ``before`` runs once the output is running, before the scope is armed (e.g. a walk).
     """
     program = bench.program(CUTOFF_PROGRAM)
     bench.load.connect(channel, load_named(bench, MEASUREMENT_LOAD_OHM))
     start_running(bench, dut, measure, program, channel, amplitude_mA,
                   settle_time_s(program) if settle_s is None else settle_s)
+    if before is not None:
+        before()
     if peak_V is None:
         peak_V = plan_for(bench.device, scale_mA or amplitude_mA, MEASUREMENT_LOAD_OHM, 1, 1).peak_V
     return capture_event(bench, scope, peak_V, window_s, cause, during)

@@ -37,11 +37,14 @@ def test_session_ends_on_time(channel, level, bench, dut, scope, device_model, m
     output, marker = capture_event(bench, scope, peak_V, session_s + SEEN_AFTER_END_S, marker_then_start)
     result = cutoff_latency(output, marker, amplitude=peak_V)
     overrun_s = safety.session_end_max_overrun_ms / 1000.0
+    # the session starts when START reaches the device: up to one connection interval after the marker
+    delivery_s = (device_model.radio.connection_interval_ms + device_model.output.command_latency_ms) / 1000.0
     measure(
-        Measurement("session_output_time", "s", low=session_s - program.ramp_down_s, high=session_s + overrun_s,
-                    nominal=session_s,
+        Measurement("session_output_time", "s", low=session_s - program.ramp_down_s,
+                    high=session_s + delivery_s + overrun_s, nominal=session_s,
                     source=f"START duration_s {session_s:g} s (program {program.id} ramps down over "
-                    f"{program.ramp_down_s:g} s before it); "
+                    f"{program.ramp_down_s:g} s before it), + {1000 * delivery_s:g} ms for START to reach the "
+                    "device (one connection interval + command latency); "
                     + device_model.source_of("safety.session_end_max_overrun_ms")),
         result.latency_s, amplitude_mA=amplitude, channel=channel, output_stopped_within_capture=result.stopped,
     )

@@ -34,7 +34,7 @@ def served(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
             break
     text = "".join(lines)
     resource = re.search(r"(TCPIP0::\S+::SOCKET)", text)
-    port = re.search(r"serial port: (\S+)", text)
+    port = re.search(r"stimulator \S+ serial port \(controller radio bridge\): (\S+)", text)
     try:
         assert resource and port, text
         yield resource.group(1), port.group(1)

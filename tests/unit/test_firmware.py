@@ -483,6 +483,7 @@ FAULT_EFFECTS: dict[str, dict[str, Any]] = {
     "stuck_dac": {},  # the first ramp to the START amplitude is right; later changes are not
     "current_sense_reads_zero": {},  # needs an over-current
     "low_battery_shutdown_missing": {},  # needs a low battery
+    "unattended_restart_after_link_loss": {},  # needs a link loss and a reconnection
 }
 
 

@@ -209,6 +209,7 @@ def test_error_codes_are_stable() -> None:
     assert {c.name: int(c) for c in ErrorCode} == {
         "BAD_FRAME": 1, "BAD_CRC": 2, "UNSUPPORTED_VERSION": 3, "UNKNOWN_COMMAND": 4, "BAD_PAYLOAD": 5,
         "OUT_OF_RANGE": 6, "UNKNOWN_PROGRAM": 7, "BAD_CHANNEL": 8, "INVALID_STATE": 9, "FAULT_ACTIVE": 10,
+        "NOT_CONNECTED": 11,
     }
     assert {m.name: int(m) for m in MsgType} == {
         "IDENTIFY": 1, "LIST_PROGRAMS": 2, "START": 3, "SET_AMPLITUDE": 4, "STOP": 5, "EMERGENCY_STOP": 6,
