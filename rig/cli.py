@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rig import __version__
+from rig.cli_fleet import add_arguments as add_fleet_arguments
 from rig.cli_validate import add_arguments as add_validate_arguments
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +58,12 @@ def cmd_validate_suite(args: argparse.Namespace) -> int:
     return run_validate_suite(args)
 
 
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from rig.cli_fleet import run_fleet_command
+
+    return run_fleet_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stimrig", description="Test rig and simulator for EMS/TENS stimulators")
     parser.add_argument("--version", action="version", version=f"stimrig {__version__}")
@@ -90,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_validate_arguments(v)
     v.set_defaults(func=cmd_validate_suite)
+
+    f = sub.add_parser("fleet", help="simulate a fleet of BLE stimulators from a scenario and write its report")
+    add_fleet_arguments(f)
+    f.set_defaults(func=cmd_fleet)
     return parser
 
 
