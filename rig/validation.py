@@ -41,8 +41,9 @@ from typing import Any
 
 import jinja2
 
-from rig import __version__
+from rig import __version__, output_dirs
 from rig.measurements import MeasuredValue, Measurement, Verdict
+from rig.output_dirs import utc_stamp
 
 SIMULATED_MARK = "SIMULATED - not evidence for a real device"  # as rig.pytest_plugin.SIMULATED_MARK
 CLEAN = "clean"
@@ -516,22 +517,9 @@ def git_commit(where: Path) -> str | None:
     return sha + (" (with uncommitted changes)" if dirty else "")
 
 
-def utc_stamp(now: datetime | None = None) -> str:
-    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-
-
 def new_output_dir(out_root: Path, stamp: str | None = None) -> Path:
     """``<out_root>/validation-<UTC stamp>``, created new: never an existing directory."""
-    out_root.mkdir(parents=True, exist_ok=True)
-    base = f"validation-{stamp or utc_stamp()}"
-    for n in range(1, 1000):
-        candidate = out_root / (base if n == 1 else f"{base}-{n}")
-        try:
-            candidate.mkdir()
-        except FileExistsError:
-            continue
-        return candidate
-    raise FileExistsError(f"{out_root}: too many validation directories named {base}*")
+    return output_dirs.new_output_dir(out_root, "validation", stamp)
 
 
 def default_workers() -> int:

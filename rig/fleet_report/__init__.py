@@ -13,6 +13,7 @@ import numpy as np
 from rig import __version__
 from rig.fleet_report import page, plots
 from rig.fleet_report.tables import device_rows, write_tables
+from rig.output_dirs import new_output_dir
 from simulator.fleet.metrics import (
     dropout_timeline,
     latency_by_distance,
@@ -34,22 +35,9 @@ class ReportFiles:
     png: dict[str, Path]
 
 
-def utc_stamp(now: datetime | None = None) -> str:
-    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-
-
 def new_run_dir(out_root: Path, name: str, stamp: str | None = None) -> Path:
     """``<out_root>/fleet-<name>-<UTC stamp>[-n]``, created new: never an existing directory."""
-    out_root.mkdir(parents=True, exist_ok=True)
-    base = f"fleet-{name}-{stamp or utc_stamp()}"
-    for n in range(1, 1000):
-        candidate = out_root / (base if n == 1 else f"{base}-{n}")
-        try:
-            candidate.mkdir()
-        except FileExistsError:
-            continue
-        return candidate
-    raise FileExistsError(f"{out_root}: too many fleet run directories named {base}*")
+    return new_output_dir(out_root, f"fleet-{name}", stamp)
 
 
 def _engine_text(result: FleetResult) -> str:
