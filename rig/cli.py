@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rig import __version__
 from rig.cli_fleet import add_arguments as add_fleet_arguments
+from rig.cli_sweep import add_arguments as add_sweep_arguments
 from rig.cli_validate import add_arguments as add_validate_arguments
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +65,12 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     return run_fleet_command(args)
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from rig.cli_sweep import run_sweep
+
+    return run_sweep(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stimrig", description="Test rig and simulator for EMS/TENS stimulators")
     parser.add_argument("--version", action="version", version=f"stimrig {__version__}")
@@ -101,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fleet", help="simulate a fleet of BLE stimulators from a scenario and write its report")
     add_fleet_arguments(f)
     f.set_defaults(func=cmd_fleet)
+    w = sub.add_parser("sweep", help="Monte Carlo sweep of a fleet scenario over seeds and a parameter grid")
+    add_sweep_arguments(w)
+    w.set_defaults(func=cmd_sweep)
     return parser
 
 

@@ -14,17 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rig.cli_args import positive_workers
+
 _DEFAULT: Any = object()
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of workers, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1 worker, got {value}")
-    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reduced", action="store_true",
                    help="for CI: each run only on channel 1 (plus the tests not parametrized by channel); "
                         "must still detect every fault")
-    p.add_argument("--workers", type=_positive_int, default=None,
+    p.add_argument("--workers", type=positive_workers, default=None,
                    help="suite runs in parallel (default: the number of cores)")
     p.add_argument("--out", default="results", metavar="DIR",
                    help="a new directory validation-<UTC time> is created in DIR (default: results)")

@@ -9,6 +9,7 @@ from typing import Any
 import jinja2
 
 from rig.evidence import SIMULATED_MARK
+from rig.report_css import BASE_CSS
 
 DEVICE_ROWS_MAX = 200
 
@@ -17,19 +18,8 @@ TEMPLATE = """<!DOCTYPE html>
 <head>
 <meta charset="utf-8">
 <title>SIMULATED - stimrig fleet {{ sc.name }} ({{ r.engine }} engine, seed {{ r.seed }})</title>
-<style>
-  body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; font-size: 10.5pt; color: #111;
-         max-width: 1150px; margin: 1.5em auto; padding: 0 1em; line-height: 1.35; }
-  h1 { font-size: 17pt; margin: 0.2em 0; } h2 { font-size: 13pt; margin-top: 1.4em; border-bottom: 1px solid #999; }
-  .sim { border: 3px solid #a00; color: #a00; padding: 0.4em 0.7em; font-weight: bold; font-size: 12pt;
-         text-align: center; letter-spacing: 0.05em; margin: 0.6em 0; }
-  table { border-collapse: collapse; margin: 0.4em 0; }
-  th, td { border: 1px solid #888; padding: 2px 6px; text-align: left; vertical-align: top; }
-  td.n { text-align: right; font-variant-numeric: tabular-nums; }
-  th { background: #eee; } table.meta th { width: 15em; }
-  .refused { color: #a00; font-weight: bold; } .small { font-size: 9pt; }
-  img { max-width: 100%; border: 1px solid #ccc; margin: 0.4em 0; }
-  .mono, code { font-family: "DejaVu Sans Mono", Consolas, monospace; font-size: 9pt; }
+<style>{{ base_css }}
+  table.meta th { width: 15em; } .refused { color: #a00; font-weight: bold; }
 </style>
 </head>
 <body>
@@ -147,4 +137,4 @@ def pct(x: float) -> str:
 def render(**context: Any) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     template = env.from_string(LATENCY_MACRO + TEMPLATE)
-    return template.render(mark=SIMULATED_MARK, ms=ms, pct=pct, **context)
+    return template.render(mark=SIMULATED_MARK, ms=ms, pct=pct, base_css=BASE_CSS, **context)

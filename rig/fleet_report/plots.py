@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from rig.evidence import SIMULATED_MARK
+from rig.simulated_plots import png_bytes, pyplot
 from simulator.fleet.metrics import HoldDistance, HoldRow, LatencyRow, Timeline
 from simulator.fleet.results import FleetResult
 
@@ -17,34 +16,11 @@ RASTER_DEVICES_MAX = 120
 
 
 def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def watermark(fig: Any) -> None:
-    seen: set[tuple[float, ...]] = set()
-    for ax in fig.axes:
-        where = tuple(round(v, 4) for v in ax.get_position().bounds)
-        if where in seen:  # a twin axis: one watermark per panel
-            continue
-        seen.add(where)
-        ax.text(0.5, 0.5, "SIMULATED", transform=ax.transAxes, ha="center", va="center", fontsize=40,
-                color="tab:red", alpha=0.15, rotation=20, zorder=0)
-    fig.text(0.01, 0.005, SIMULATED_MARK, color="tab:red", fontsize=8)
+    return pyplot()
 
 
 def _png(fig: Any) -> bytes:
-    plt = _plt()
-    watermark(fig)
-    fig.tight_layout(rect=(0, 0.025, 1, 1))
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, metadata={"Description": SIMULATED_MARK, "Software": "stimrig fleet"})
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig, "stimrig fleet")
 
 
 def _title(result: FleetResult, what: str) -> str:
