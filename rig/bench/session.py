@@ -290,6 +290,10 @@ class RigBench:
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             self._heartbeat = None
+        try:  # the patient back in range first, so the stop commands reach the DUT
+            self.reset_radio()
+        except Exception as exc:  # the DUT's own link-loss cutoff still stops it; must not mask the failure
+            log.error("could not put the radio back at the default distance: %s", exc)
         self.outputs_off()
         attenuator = self._radio.attenuator if self._radio is not None else None
         for closer in (self._scope, self._dut, self._load, attenuator):
