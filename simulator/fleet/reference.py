@@ -21,9 +21,11 @@ import numpy as np
 import numpy.typing as npt
 import simpy
 
+from rig.config.link import Environment
+from rig.radio.path_loss import REFERENCE_DISTANCE_M
 from simulator.fleet.device_state import DeviceStates
 from simulator.fleet.results import EngineRecord, Gaps
-from simulator.fleet.rules import CommandStatus, first_event_index, n_events
+from simulator.fleet.rules import TIME_TOLERANCE_S, CommandStatus, first_event_index, n_events
 from simulator.fleet.setup import RunSetup
 from simulator.link.timeline import supervision_expired
 from simulator.rng import SeededStreams
@@ -34,7 +36,21 @@ BoolArray = npt.NDArray[np.bool_]
 _PROGRESS_STEPS = 100
 
 
+def _mean_path_loss_dB(env: Environment, distance_m: float) -> float:
+    """``rig.radio.mean_path_loss_dB`` for one distance (>= 0, finite: a device-controller distance), without its
+    array checks: the same IEEE operations in the same order and the same ``np.log10`` ufunc, so bit-identical
+    (math.log10 would not be: numpy's SIMD log10 differs from libm's in the last bit for some inputs).
+    tests/unit/test_fleet_engines.py checks it against the array form."""
+    d = distance_m if distance_m > REFERENCE_DISTANCE_M else REFERENCE_DISTANCE_M  # the clamp below 1 m
+    return env.pl_1m_dB + env.excess_loss_dB + 10.0 * env.path_loss_exponent * float(
+        np.log10(d / REFERENCE_DISTANCE_M))
+
+
 class _Log:
+    """What the device processes record. Per-event sums go into Python floats and lists (one device's own counters
+    in its process, the shared distance bins here) and become arrays at the end: the same IEEE additions in the
+    same order as numpy element updates, at a fraction of the cost."""
+
     def __init__(self, setup: RunSetup) -> None:
         n, k = setup.fleet.n_devices, len(setup.plan)
         self.n_events = np.zeros(n, dtype=np.int64)
@@ -45,8 +61,8 @@ class _Log:
         self.latency = np.full(k, np.nan)
         self.drops: tuple[list[int], list[float], list[float]] = ([], [], [])
         self.cuts: tuple[list[int], list[float], list[float]] = ([], [], [])
-        self.hold = np.zeros(setup.n_hold_bins)
-        self.held = np.zeros(setup.n_hold_bins)
+        self.hold = [0.0] * setup.n_hold_bins
+        self.held = [0.0] * setup.n_hold_bins
         self.states = DeviceStates(setup.fleet.device_ids, setup.scenario.traffic.channels)
 
     @staticmethod
@@ -63,6 +79,8 @@ def _link(env: simpy.Environment, setup: RunSetup, device: int, commands: list[i
     model = setup.link_model(spec)
     spacing, timeout = spec.listen_interval_s, spec.supervision_timeout_s
     threshold = setup.dropout_threshold_s
+    # scalar form of supervision_expired(elapsed, spacing, threshold): elapsed x spacing >= threshold - tolerance
+    dropout_from_s = threshold - TIME_TOLERANCE_S
     anchor = float(fleet.anchor_s[device])
     n = n_events(setup.scenario.duration_s, spacing)
     log.n_events[device], log.spacing[device] = n, spacing
@@ -72,60 +90,73 @@ def _link(env: simpy.Environment, setup: RunSetup, device: int, commands: list[i
     tx = model.budget.tx_power_dBm
     path = fleet.paths.get(device)
     first = [int(f) for f in first_event_index(plan.issued_s[commands], anchor, spacing)] if commands else []
+    issued = [float(x) for x in plan.issued_s[commands]]
+    n_commands = len(commands)
+    payload = setup.payload_bytes
+    status, states, hold, held = log.status, log.states, log.hold, log.held
+    lost_status, delivered_status = CommandStatus.LOST, CommandStatus.DELIVERED
 
+    env_ = model.environment
     static_d = fleet.distance_at_m(device, anchor)
     static_loss = float(model.mean_path_loss_dB(static_d)) + shadow.value_dB + fixed_dB
+    static_bin = setup.hold_bin(static_d)
     walked = path.travelled_m(anchor) if path is not None else 0.0
 
-    ok_trace, sent_trace = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    tracing = trace is not None
+    ok_trace = sent_trace = np.zeros(n if tracing else 0, dtype=bool)
     if trace is not None:
+        ok_trace, sent_trace = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
         trace[device] = (ok_trace, sent_trace)
     pending: dict[int, int] = {}  # connection command id -> plan index
     ptr = 0
     last_k = 0  # last successful event (0 = connection established)
     down = False
     cut_start = math.nan
+    rssi_sum = 0.0
+    failures = 0
+    d, loss, b = static_d, static_loss, static_bin
     for k in range(n):
         t = anchor + k * spacing
         yield env.timeout(max(t - env.now, 0.0))
-        while ptr < len(commands) and first[ptr] <= k:
+        while ptr < n_commands and first[ptr] <= k:
             j = commands[ptr]
-            ptr += 1
             if down:
-                log.status[j] = CommandStatus.LOST
+                status[j] = lost_status
             else:
-                pending[conn.submit(float(plan.issued_s[j]), setup.payload_bytes)] = j
-        if path is None:
-            d, loss = static_d, static_loss
-        else:
+                pending[conn.submit(issued[ptr], payload)] = j
+            ptr += 1
+        if path is not None:
             now_walked = path.travelled_m(t)
             moved, walked = now_walked - walked, now_walked
             sh = shadow.step(moved) if moved > 0 else shadow.value_dB
             d = fleet.distance_at_m(device, t)
-            loss = float(model.mean_path_loss_dB(d)) + sh + fixed_dB
-        log.rssi_sum[device] += tx - loss
+            loss = _mean_path_loss_dB(env_, d) + sh + fixed_dB
+            b = setup.hold_bin(d)
+        rssi_sum += tx - loss
         if down:
             conn.reconnect(conn.next_event_s)
-        sent_trace[k] = conn.pending > 0
+        if tracing:
+            sent_trace[k] = conn.pending > 0
         out = conn.event(loss)
         if out.lost:  # the supervision timeout expired at this event: link-loss cutoff
             assert conn.lost_at_s is not None
             cut_start = conn.lost_at_s
             assert abs(cut_start - (anchor + last_k * spacing + timeout)) < 1e-6, "cutoff time off the rule"
             for cid in out.dropped:
-                log.status[pending.pop(cid)] = CommandStatus.LOST
-            log.states.cut_off([device])
+                status[pending.pop(cid)] = lost_status
+            states.cut_off([device])
             down = True
             conn.reconnect(out.time_s)
-            sent_trace[k] = False
+            if tracing:
+                sent_trace[k] = False
             out = conn.event(loss)  # the same event, as a reconnection attempt
-        b = setup.hold_bin(d)
-        log.hold[b] += spacing
+        hold[b] += spacing
         if not down:
-            log.held[b] += spacing
-        ok_trace[k] = out.success
+            held[b] += spacing
         if out.success:
-            if supervision_expired(k - last_k, spacing, threshold):
+            if tracing:
+                ok_trace[k] = True
+            if (k - last_k) * spacing >= dropout_from_s:
                 log.gap(log.drops, device, anchor + last_k * spacing + threshold, t)
             if down:
                 log.gap(log.cuts, device, cut_start, t)
@@ -133,17 +164,19 @@ def _link(env: simpy.Environment, setup: RunSetup, device: int, commands: list[i
             last_k = k
             for dl in out.delivered:
                 j = pending.pop(dl.command_id)
-                log.status[j] = CommandStatus.DELIVERED
+                status[j] = delivered_status
                 log.latency[j] = dl.latency_s
-                log.states.apply(device, plan.command(j))
+                states.apply(device, plan.command(j))
         else:
-            log.failures[device] += 1
+            failures += 1
+    log.rssi_sum[device] = rssi_sum
+    log.failures[device] = failures
     if supervision_expired(n - 1 - last_k, spacing, threshold):
         log.gap(log.drops, device, anchor + last_k * spacing + threshold, math.nan)
     if down:
         log.gap(log.cuts, device, cut_start, math.nan)
     for j in list(pending.values()) + commands[ptr:]:
-        log.status[j] = CommandStatus.PENDING_AT_END
+        status[j] = CommandStatus.PENDING_AT_END
 
 
 def run_reference(setup: RunSetup, progress: Progress | None = None, *, trace: bool = False) -> EngineRecord:
@@ -176,7 +209,7 @@ def run_reference(setup: RunSetup, progress: Progress | None = None, *, trace: b
         n_events=log.n_events, spacing_s=log.spacing, rssi_sum_dBm=log.rssi_sum, failures=log.failures,
         dropouts=Gaps.from_lists(*log.drops), cutoffs=Gaps.from_lists(*log.cuts),
         command_status=log.status, command_latency_s=log.latency, states=log.states,
-        hold_bin_width_m=setup.hold_bin_width_m, hold_time_s=log.hold, held_time_s=log.held,
+        hold_bin_width_m=setup.hold_bin_width_m, hold_time_s=np.array(log.hold), held_time_s=np.array(log.held),
         info={"engine_wall_s": time.perf_counter() - t0, "simpy_events": int(log.n_events.sum()),
               **({"trace": traces} if traces is not None else {})},
     )

@@ -72,6 +72,10 @@ class GilbertElliott:
 
 
 def _check_fraction(name: str, value: Any) -> None:
+    if isinstance(value, float):  # scalar fast path (per-event engine), same rule: NaN and inf fail the comparison
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be within 0..1")
+        return
     v = np.asarray(value, dtype=np.float64)
     if np.any(~np.isfinite(v)) or np.any(v < 0) or np.any(v > 1):
         raise ValueError(f"{name} must be within 0..1")

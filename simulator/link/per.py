@@ -18,6 +18,7 @@ curve: a limit of the model.)
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -51,6 +52,8 @@ def packet_bits(payload_bytes: int) -> int:
 
 def bit_error_rate(margin_dB: Any) -> Any:
     """BER at ``margin_dB`` above sensitivity (scalar -> float, array -> array); 0.1 % at 0 dB, -> 0.5 far below."""
+    if isinstance(margin_dB, float):
+        return _scalar_ber(margin_dB)
     m = np.asarray(margin_dB, dtype=np.float64)
     gamma = GAMMA_AT_SENSITIVITY * np.power(10.0, np.minimum(m, 30.0) / 10.0)
     ber = 0.5 * np.exp(-gamma / 2.0)
@@ -62,6 +65,29 @@ def packet_error_rate(margin_dB: Any, payload_bytes: int = TEST_PAYLOAD_BYTES) -
 
     Monotone decreasing in the margin; 30.8 % at 0 dB for the 37-byte test payload.
     """
+    if isinstance(margin_dB, float):
+        return _scalar_per(margin_dB, payload_bytes)
     ber = np.asarray(bit_error_rate(margin_dB), dtype=np.float64)
     per = -np.expm1(packet_bits(payload_bytes) * np.log1p(-ber))
     return float(per) if per.ndim == 0 else per
+
+
+# Scalar fast paths (the per-event engine asks for one margin at a time). They give the array path's numbers
+# bit for bit: the same numpy ufuncs on the same IEEE doubles, with the plain arithmetic done on Python floats
+# (identical operations in the same order). ``math.exp`` / ``math.log1p`` / ``10 ** x`` would NOT be identical:
+# numpy's SIMD transcendental functions (e.g. AVX-512) differ from libm's in the last bit for a few % of inputs.
+# Calling a ufunc on a scalar costs ~1 us (``np.power`` most of it), so results are memoised: a static device asks
+# for the same two margins (empty and command PDU) at every event. tests/unit/test_fleet_engines.py checks the
+# scalar and array paths against each other.
+
+
+@functools.lru_cache(maxsize=4096)
+def _scalar_ber(margin_dB: float) -> float:
+    m = 30.0 if margin_dB > 30.0 else margin_dB  # np.minimum(m, 30): NaN stays NaN
+    gamma = GAMMA_AT_SENSITIVITY * float(np.power(10.0, m / 10.0))
+    return 0.5 * float(np.exp(-gamma / 2.0))
+
+
+@functools.lru_cache(maxsize=4096)
+def _scalar_per(margin_dB: float, payload_bytes: int) -> float:
+    return -float(np.expm1(packet_bits(payload_bytes) * float(np.log1p(-_scalar_ber(margin_dB)))))
