@@ -12,7 +12,7 @@ import yaml
 from rig.config.scenario import MAX_DEVICES, SCENARIOS_DIR, load_scenario, scenario_with
 from rig.errors import FixtureError
 
-SHIPPED = ("gym_20", "walk_away", "crowded_clinic", "fleet_10k")
+SHIPPED = ("gym_20", "walk_away", "crowded_clinic", "fleet_10k", "fleet_1k_30min")
 
 
 def _base() -> dict[str, Any]:
