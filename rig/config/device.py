@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rig.config.sources import require_sources
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -168,15 +170,7 @@ class DeviceModel(_Strict):
 
     @model_validator(mode="after")
     def _every_number_has_a_source(self) -> DeviceModel:
-        for section in SOURCED_SECTIONS:
-            block = getattr(self, section)
-            for name, value in block:
-                if isinstance(value, int | float | tuple | str) and not isinstance(value, bool):
-                    key = f"{section}.{name}"
-                    if not self.sources.get(key, "").strip():
-                        raise ValueError(
-                            f"sources['{key}'] is missing: every limit and tolerance must name its source"
-                        )
+        require_sources(self, self.sources, SOURCED_SECTIONS, text_sections=SOURCED_SECTIONS)
         interval_s = self.radio.connection_interval_ms / 1000.0
         if self.safety.supervision_timeout_s <= 2 * (1 + self.radio.peripheral_latency) * interval_s:
             raise ValueError(

@@ -15,11 +15,12 @@ naming the file, the field and what was expected. The model itself is described 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rig.config.loader import FIXTURES_DIR, load_yaml_model, resolve_fixture
+from rig.config.sources import require_sources
 
 DEFAULT_LINK_FIXTURE = FIXTURES_DIR / "link" / "ble.yaml"
 
@@ -145,25 +146,6 @@ class Environment(_Strict):
         return self.interference.delivery_reduction if self.interference is not None else 0.0
 
 
-def _numeric_keys(prefix: str, value: Any) -> list[str]:
-    """Dotted keys of every numeric leaf of a (nested) model or mapping of models."""
-    if isinstance(value, bool):
-        return []
-    if isinstance(value, int | float):
-        return [prefix]
-    if isinstance(value, BaseModel):
-        keys: list[str] = []
-        for name, item in value:
-            keys += _numeric_keys(f"{prefix}.{name}", item)
-        return keys
-    if isinstance(value, dict):
-        keys = []
-        for name, item in value.items():
-            keys += _numeric_keys(f"{prefix}.{name}", item)
-        return keys
-    return []
-
-
 SOURCED_SECTIONS = ("radio", "phys", "connection", "body", "environments")
 
 
@@ -187,13 +169,7 @@ class LinkProfiles(_Strict):
 
     @model_validator(mode="after")
     def _every_number_has_a_source(self) -> LinkProfiles:
-        numeric: list[str] = []
-        for section in SOURCED_SECTIONS:
-            numeric += _numeric_keys(section, getattr(self, section))
-        for key in numeric:
-            if not self.sources.get(key, "").strip():
-                raise ValueError(f"sources['{key}'] is missing: every number must name its source")
-        known = set(numeric)
+        known = set(require_sources(self, self.sources, SOURCED_SECTIONS))
         for key in self.sources:
             if key not in known:
                 raise ValueError(f"sources['{key}'] names no numeric field of this file (check the spelling)")

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rig.config.loader import load_yaml_model
+from rig.config.sources import require_sources
 
 
 class _Strict(BaseModel):
@@ -98,11 +99,7 @@ class AttenuatorModel(_Strict):
 
     @model_validator(mode="after")
     def _every_fact_has_a_source(self) -> AttenuatorModel:
-        for section in SOURCED_SECTIONS:
-            for name, value in getattr(self, section):
-                numeric = isinstance(value, int | float) and not isinstance(value, bool)
-                if (numeric or section == "identity") and not self.sources.get(f"{section}.{name}", "").strip():
-                    raise ValueError(f"sources['{section}.{name}'] is missing: every number must name its source")
+        require_sources(self, self.sources, SOURCED_SECTIONS, text_sections=("identity",))
         return self
 
     @property

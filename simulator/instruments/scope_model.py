@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rig.config.loader import load_yaml_model
+from rig.config.sources import require_sources
 
 
 class _Strict(BaseModel):
@@ -111,12 +112,7 @@ class ScopeModel(_Strict):
 
     @model_validator(mode="after")
     def _every_number_has_a_source(self) -> ScopeModel:
-        for section in SOURCED_SECTIONS:
-            for name, value in getattr(self, section):
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    key = f"{section}.{name}"
-                    if not self.sources.get(key, "").strip():
-                        raise ValueError(f"sources['{key}'] is missing: every number must name its source")
+        require_sources(self, self.sources, SOURCED_SECTIONS)
         return self
 
     @model_validator(mode="after")
