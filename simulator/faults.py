@@ -175,7 +175,11 @@ class CurrentSenseReadsZero(Firmware):
 class Fault:
     name: str
     firmware: type[Firmware]
-    description: str
+
+    @property
+    def description(self) -> str:
+        """What is defective: the fault class's docstring."""
+        return self.firmware.__doc__ or ""
 
 
 # The catalogue: faults selectable by name on the simulated bench (--fault NAME), each caught by the
@@ -183,30 +187,24 @@ class Fault:
 FAULTS: dict[str, Fault] = {
     f.name: f
     for f in (
-        Fault("frequency_off_5pct", FrequencyOff5pct, FrequencyOff5pct.__doc__ or ""),
-        Fault("phase_duration_off_10pct", PhaseDurationOff10pct, PhaseDurationOff10pct.__doc__ or ""),
-        Fault("charge_imbalance", ChargeImbalance, ChargeImbalance.__doc__ or ""),
-        Fault("amplitude_clamp_missing", AmplitudeClampMissing, AmplitudeClampMissing.__doc__ or ""),
-        Fault("link_loss_cutoff_late", LinkLossCutoffLate, LinkLossCutoffLate.__doc__ or ""),
-        Fault("link_loss_cutoff_missing", LinkLossCutoffMissing, LinkLossCutoffMissing.__doc__ or ""),
-        Fault("ramp_missing", RampMissing, RampMissing.__doc__ or ""),
-        Fault("estop_ignored_during_ramp", EstopIgnoredDuringRamp, EstopIgnoredDuringRamp.__doc__ or ""),
-        Fault("crosstalk", Crosstalk, Crosstalk.__doc__ or ""),
-        Fault("session_timer_never_stops", SessionTimerNeverStops, SessionTimerNeverStops.__doc__ or ""),
-        Fault("slew_limit_missing", SlewLimitMissing, SlewLimitMissing.__doc__ or ""),
-        Fault("watchdog_disabled", WatchdogDisabled, WatchdogDisabled.__doc__ or ""),
-        Fault("overcurrent_cutoff_missing", OvercurrentCutoffMissing, OvercurrentCutoffMissing.__doc__ or ""),
-        Fault(
-            "electrode_off_detection_missing", ElectrodeOffDetectionMissing, ElectrodeOffDetectionMissing.__doc__ or ""
-        ),
-        Fault("stuck_dac", StuckDac, StuckDac.__doc__ or ""),
-        Fault("low_battery_shutdown_missing", LowBatteryShutdownMissing, LowBatteryShutdownMissing.__doc__ or ""),
-        Fault(
-            "unattended_restart_after_link_loss",
-            UnattendedRestartAfterLinkLoss,
-            UnattendedRestartAfterLinkLoss.__doc__ or "",
-        ),
-        Fault("current_sense_reads_zero", CurrentSenseReadsZero, CurrentSenseReadsZero.__doc__ or ""),
+        Fault("frequency_off_5pct", FrequencyOff5pct),
+        Fault("phase_duration_off_10pct", PhaseDurationOff10pct),
+        Fault("charge_imbalance", ChargeImbalance),
+        Fault("amplitude_clamp_missing", AmplitudeClampMissing),
+        Fault("link_loss_cutoff_late", LinkLossCutoffLate),
+        Fault("link_loss_cutoff_missing", LinkLossCutoffMissing),
+        Fault("ramp_missing", RampMissing),
+        Fault("estop_ignored_during_ramp", EstopIgnoredDuringRamp),
+        Fault("crosstalk", Crosstalk),
+        Fault("session_timer_never_stops", SessionTimerNeverStops),
+        Fault("slew_limit_missing", SlewLimitMissing),
+        Fault("watchdog_disabled", WatchdogDisabled),
+        Fault("overcurrent_cutoff_missing", OvercurrentCutoffMissing),
+        Fault("electrode_off_detection_missing", ElectrodeOffDetectionMissing),
+        Fault("stuck_dac", StuckDac),
+        Fault("low_battery_shutdown_missing", LowBatteryShutdownMissing),
+        Fault("unattended_restart_after_link_loss", UnattendedRestartAfterLinkLoss),
+        Fault("current_sense_reads_zero", CurrentSenseReadsZero),
     )
 }
 
