@@ -62,6 +62,19 @@ class RigBench:
             from simulator.faults import firmware_class
 
             firmware_class(fault if fault is not None else (config.simulator.fault if config.simulator else None))
+        self._environment = self._radio_environment()  # validated now: a bad name stops the run before it starts
+
+    def _radio_environment(self) -> Any:
+        """The bench's radio environment profile (None without a radio); FixtureError naming the field."""
+        if self.config.radio is None:
+            return None
+        from rig.config.link import load_link_profiles
+        from rig.errors import FixtureError
+
+        try:
+            return load_link_profiles().environment(self.config.radio.environment)
+        except KeyError as exc:
+            raise FixtureError(f"{self.config.path}: field 'radio.environment': {exc.args[0]}") from None
 
     @classmethod
     def from_files(
@@ -133,21 +146,17 @@ class RigBench:
                     "needs an RF attenuator in the bench (radio.environment, radio.cable_loss_dB, "
                     "radio.attenuator.resource; docs/attenuator.md)"
                 )
-            from rig.config.link import load_link_profiles
             from rig.instruments.attenuator import open_attenuator
             from rig.radio.channel import AttenuatedRadioChannel
 
-            profiles = load_link_profiles()
-            try:
-                environment = profiles.environment(cfg.environment)
-            except KeyError as exc:
-                raise StimrigError(f"{self.config.path}: field 'radio.environment': {exc.args[0]}") from None
             self.start()
             resource = cfg.attenuator.resource
             if resource == AUTO:
                 resource = str(self.virtual.resources.attenuator_resource)
             attenuator = open_attenuator(resource, cfg.attenuator.visa_library, cfg.attenuator.timeout_s)
-            self._radio = AttenuatedRadioChannel(attenuator, cfg.environment, environment, cfg.cable_loss_dB, resource)
+            self._radio = AttenuatedRadioChannel(
+                attenuator, cfg.environment, self._environment, cfg.cable_loss_dB, resource
+            )
             self._radio.set_distance_m(cfg.default_distance_m)
         return self._radio
 

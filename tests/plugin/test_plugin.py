@@ -66,6 +66,21 @@ def test_unknown_fault_refused_before_running(pytester: pytest.Pytester) -> None
     assert "frequency_off_5pct" in result.stderr.str()
 
 
+def test_unknown_radio_environment_refused_before_running(pytester: pytest.Pytester) -> None:
+    text = SIM_BENCH.read_text().replace("environment: gym", "environment: moon")
+    assert "environment: moon" in text
+    text = text.replace("device: ../devices/cs4.yaml", f"device: {FIXTURES_DIR / 'devices' / 'cs4.yaml'}")
+    text = text.replace("scope_model: ../instruments/", f"scope_model: {FIXTURES_DIR / 'instruments'}/")
+    bench = pytester.path / "bench.yaml"
+    bench.write_text(text)
+    pytester.makepyfile("def test_x(dut):\n    raise AssertionError('must not run')\n")
+    result = pytester.runpytest_subprocess("--bench", str(bench))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "field 'radio.environment'" in err and "unknown environment 'moon'" in err and "gym" in err
+    assert "must not run" not in result.stdout.str()
+
+
 def test_markers_skip_with_reason(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
