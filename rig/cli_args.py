@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 
-def positive_workers(text: str) -> int:
-    """``--workers N``: a whole number, at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of workers, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1 worker, got {value}")
-    return value
+def at_least_one(what: str) -> Callable[[str], int]:
+    """An argparse type for a count of ``what`` (e.g. "worker"): a whole number, at least 1."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number of {what}s, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"expected at least 1 {what}, got {value}")
+        return value
+
+    return parse
+
+
+positive_workers = at_least_one("worker")

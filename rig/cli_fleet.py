@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rig.cli_args import at_least_one
 from rig.errors import FixtureError
 
 
@@ -27,14 +28,7 @@ def _seed(text: str) -> int:
     return value
 
 
-def _devices(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of devices, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1 device, got {value}")
-    return value
+_devices = at_least_one("device")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
