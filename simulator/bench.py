@@ -295,5 +295,6 @@ class VirtualBench:
                 "path_loss_dB": self.radio.path_loss_dB,
                 "connection_events": self.radio.events,
                 "link_losses_s": list(self.radio.losses),
+                "reconnections_s": list(self.radio.reconnections),
             },
         }

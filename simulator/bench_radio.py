@@ -63,10 +63,6 @@ class SimRadio:
         self.events = 0
         env.process(self._run())
 
-    @property
-    def connected(self) -> bool:
-        return not self.connection.lost
-
     def set_path_loss_dB(self, path_loss_dB: float) -> None:
         self.path_loss_dB = float(path_loss_dB)
 
