@@ -31,7 +31,7 @@ from rig.results import ResultsLog, new_run_id
 DEFAULT_SIM_BENCH = FIXTURES_DIR / "benches" / "sim.yaml"
 SIMULATED_MARK = "SIMULATED - not evidence for a real device"
 log = logging.getLogger(__name__)
-BENCH_FIXTURES = frozenset({"bench", "dut", "scope", "load", "radio"})
+BENCH_FIXTURES = frozenset({"bench", "dut", "scope", "load", "radio", "bystander"})
 
 
 @dataclass
@@ -181,6 +181,17 @@ def radio(bench: RigBench, dut: Any) -> Iterator[Any]:
             bench.reset_radio()
         except Exception as exc:  # must not mask the test's own failure; outputs_off still runs
             log.error("could not put the radio back at the default distance: %s", exc)
+
+
+@pytest.fixture
+def bystander(bench: RigBench, dut: Any) -> Iterator[Any]:
+    """A second stimulator beside the DUT on the same controller (bench section 'bystander'); its
+    outputs are stopped and its link closed when the test ends, however it ends."""
+    link = bench.bystander
+    try:
+        yield link
+    finally:
+        bench.close_bystander()
 
 
 @pytest.fixture

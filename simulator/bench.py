@@ -24,6 +24,7 @@ from rig.protocol.framing import Frame
 from rig.protocol.messages import MsgType
 from rig.radio.path_loss import mean_path_loss_dB
 from simulator.bench_radio import SimRadio
+from simulator.bystander import SimBystander
 from simulator.clock import SimClock
 from simulator.device_server import PtyDeviceServer
 from simulator.faults import firmware_class
@@ -44,6 +45,7 @@ class SimResources:
     dut_port: str
     loadbox_port: str
     attenuator_resource: str
+    bystander_port: str | None = None
 
 
 class _LoadVoltage:
@@ -87,6 +89,18 @@ class _Marker:
 
     def render(self, t0_s: float, dt_s: float, n: int) -> np.ndarray:
         return self.bench.loadbox.marker_V(t0_s, dt_s, n)
+
+
+class _BystanderVoltage:
+    """Voltage across the bystander's resistor (its own scope channel)."""
+
+    def __init__(self, bench: VirtualBench, bystander: SimBystander) -> None:
+        self.bench = bench
+        self.bystander = bystander
+
+    def render(self, t0_s: float, dt_s: float, n: int) -> np.ndarray:
+        with self.bench.clock.lock:
+            return self.bystander.render_load_V(t0_s, dt_s, n)
 
 
 class VirtualBench:
@@ -135,10 +149,23 @@ class VirtualBench:
             supervision_timeout_s=self.firmware.supervision_timeout_s(),
             on_link_lost=self.firmware.link_disconnected,
         )
+        self.bystander: SimBystander | None = None
+        if config.bystander is not None:
+            if config.bystander.scope_channel == 2:
+                raise ValueError(f"{config.path}: field 'bystander.scope_channel': 2 is the load box marker's "
+                                 "channel on the simulated bench (use 3 or 4)")
+            self.bystander = SimBystander.build(
+                config.bystander, device, programs, type(self.firmware), clock=self.clock,
+                profiles=self.link_profiles, rng=self.rngs("radio-bystander"),
+                path_loss_dB=self.power_on_attenuation_dB + config.radio.cable_loss_dB,
+            )
         self._attenuator_server: Any = None
         self._signal = _LoadVoltage(self)
         self._marker = _Marker(self)
         self.device_server = PtyDeviceServer(self.clock, self.firmware, self.radio)
+        if self.bystander is not None:  # each hears what the controller sends the other
+            self.device_server.neighbours.append((self.bystander.firmware, self.bystander.radio))
+            self.bystander.server.neighbours.append((self.firmware, self.radio))
         self.loadbox_server = PtyLoadBoxServer(self.clock, self.loadbox)
         self._scope_server: Any = None
         self.resources: SimResources | None = None
@@ -156,6 +183,7 @@ class VirtualBench:
         self.resources = SimResources(
             scope_resource=resource, dut_port=port, loadbox_port=loadbox_port,
             attenuator_resource=self._attenuator_server.resource(),
+            bystander_port=self.bystander.server.start() if self.bystander is not None else None,
         )
         return self.resources
 
@@ -169,6 +197,8 @@ class VirtualBench:
             self._attenuator_server.stop()
             self._attenuator_server = None
         self.device_server.stop()
+        if self.bystander is not None:
+            self.bystander.server.stop()
         self.loadbox_server.stop()
         self.clock.close()
 
@@ -256,6 +286,8 @@ class VirtualBench:
     def emergency_stop_outputs(self) -> None:
         with self.clock.lock:
             self.firmware.emergency_stop()
+            if self.bystander is not None:
+                self.bystander.firmware.emergency_stop()
 
     def output_amplitudes_mA(self) -> dict[int, float]:
         with self.clock.lock:
@@ -269,13 +301,20 @@ class VirtualBench:
     def advance_to(self, t_s: float) -> None:
         self.clock.advance_to(t_s)
 
-    def signal(self, channel: int) -> _LoadVoltage | _Marker | None:
-        """CH1: across the measurement load (10:1 probe). CH2: the load box's marker output (BNC)."""
+    def signal(self, channel: int) -> _LoadVoltage | _Marker | _BystanderVoltage | None:
+        """CH1: across the measurement load (10:1 probe). CH2: the load box's marker output (BNC).
+        The bystander's scope channel (if the bench has one): across its resistor."""
         if channel == 1:
             return self._signal
-        return self._marker if channel == 2 else None
+        if channel == 2:
+            return self._marker
+        if self.bystander is not None and channel == self.bystander.config.scope_channel:
+            return _BystanderVoltage(self, self.bystander)
+        return None
 
     def probe_attenuation(self, channel: int) -> float:
+        if self.bystander is not None and channel == self.bystander.config.scope_channel:
+            return self.bystander.config.probe_attenuation
         return MEASURE_PROBE_ATTENUATION if channel == 1 else 1.0
 
     def rng(self, stream: str) -> np.random.Generator:
@@ -296,5 +335,10 @@ class VirtualBench:
                 "connection_events": self.radio.events,
                 "link_losses_s": list(self.radio.losses),
                 "reconnections_s": list(self.radio.reconnections),
+            },
+            "bystander": None if self.bystander is None else {
+                "serial": self.bystander.device.identity.serial,
+                "channel": self.bystander.config.channel,
+                "scope_channel": self.bystander.config.scope_channel,
             },
         }

@@ -66,6 +66,14 @@ class SimRadio:
     def set_path_loss_dB(self, path_loss_dB: float) -> None:
         self.path_loss_dB = float(path_loss_dB)
 
+    def overhears(self, payload_bytes: int) -> bool:
+        """Whether a PDU the controller sent to another device reaches this device's receiver now:
+        while connected, with the packet error rate of this device's own link margin."""
+        if self.connection.lost:
+            return False
+        per = float(packet_error_rate(float(self.budget.margin_dB(self.path_loss_dB)), payload_bytes))
+        return bool(self.rng.random() >= per)
+
     def carry(self) -> Generator[simpy.Event, Any, bool]:
         """One PDU across the link (simpy sub-process): True once acknowledged, False if the link is
         down or goes down first."""

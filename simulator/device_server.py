@@ -4,6 +4,10 @@ The rig opens the slave side with pyserial exactly as it opens /dev/ttyACM0 on a
 radio (simulator.bench_radio), the pty is the controller bridge's port: each request and its reply
 cross the simulated BLE link, and while the link is down the bridge itself answers NOT_CONNECTED
 (docs/protocol.md).
+
+Every request goes over the air with its target's address (the device's serial number). Other devices
+within reach of the controller (``neighbours``, e.g. the bench's bystander) hear it too, as their own
+link margin allows; their address filter must drop it.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class PtyDeviceServer(PtyServer):
         self.clock = clock
         self.radio = radio
         self.firmware = firmware
+        self.neighbours: list[tuple[Firmware, SimRadio]] = []  # other devices that hear this port's requests
         self._decoder = FrameDecoder()
         self.frames_handled = 0
 
@@ -51,10 +56,18 @@ class PtyDeviceServer(PtyServer):
         """The request across the radio, the device's handling, the reply back across the radio."""
         if self.radio is not None and not (yield from self.radio.carry()):
             return self._not_connected(item, "the request was not delivered")
+        if isinstance(item, Frame):
+            self._overheard(item)
         reply = yield self.clock.env.process(self.firmware.handle(item))
         if self.radio is not None and not (yield from self.radio.carry()):
             return self._not_connected(item, "the link was lost before the reply arrived")
         return reply
+
+    def _overheard(self, request: Frame) -> None:
+        payload_bytes = len(encode_frame(request))
+        for firmware, radio in self.neighbours:
+            if radio.overhears(payload_bytes):
+                self.clock.env.process(firmware.overhear(request, self.firmware.address))
 
     def _not_connected(self, item: Frame | FrameError, detail: str) -> Frame:
         seq = item.seq if item.seq is not None else 0

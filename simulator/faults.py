@@ -171,6 +171,14 @@ class CurrentSenseReadsZero(Firmware):
         return replace(super().read_sense(channel), current_gain=0.0)
 
 
+class AddressFilterMissing(Firmware):
+    """The receive path's address filter was dropped: the device acts on every request it hears,
+    including those the controller addressed to another device (the next patient's)."""
+
+    def addressed_to_me(self, destination: str) -> bool:
+        return True
+
+
 @dataclass(frozen=True)
 class Fault:
     name: str
@@ -205,6 +213,7 @@ FAULTS: dict[str, Fault] = {
         Fault("low_battery_shutdown_missing", LowBatteryShutdownMissing),
         Fault("unattended_restart_after_link_loss", UnattendedRestartAfterLinkLoss),
         Fault("current_sense_reads_zero", CurrentSenseReadsZero),
+        Fault("address_filter_missing", AddressFilterMissing),
     )
 }
 

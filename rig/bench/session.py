@@ -53,6 +53,8 @@ class RigBench:
         self.link_events: list[str] = []  # keep-alives lost while a test expected the link to drop
         self._link_may_drop = False
         self._radio: Any = None  # rig.radio.channel.AttenuatedRadioChannel once opened
+        self._bystander: SerialDutLink | None = None
+        self._bystander_heartbeat: Periodic | None = None
         self._started = False
         if fault is not None and not config.simulated:
             from rig.errors import FixtureError
@@ -214,6 +216,56 @@ class RigBench:
         return self._dut
 
     @property
+    def bystander(self) -> SerialDutLink:
+        """The bystander: a second stimulator beside the DUT on the same controller (bench section
+        'bystander'). Opened with a keep-alive heartbeat of its own; ``close_bystander`` ends both."""
+        if self._bystander is None:
+            cfg = self.config.bystander
+            if cfg is None:
+                raise StimrigError(
+                    f"{self.config.path}: no 'bystander' section: this test proves that a command addressed to "
+                    "the DUT never changes another device, and needs a second stimulator of the same model on the "
+                    "controller with one output on a resistor watched by a scope channel (bystander.port, "
+                    "bystander.scope_channel; see fixtures/benches/sim.yaml)"
+                )
+            if cfg.channel > self.device.channels:
+                raise StimrigError(f"{self.config.path}: field 'bystander.channel' is {cfg.channel}: the "
+                                   f"{self.device.model} has outputs 1..{self.device.channels}")
+            self.start()
+            port = str(self.virtual.resources.bystander_port) if cfg.port == AUTO else cfg.port
+            self._bystander = SerialDutLink(
+                port, baudrate=cfg.baudrate, reply_timeout_s=cfg.reply_timeout_s,
+                ceiling_mA=self.config.amplitude_ceiling_mA,
+            )
+            self._bystander_heartbeat = self.clock.every(self.keepalive_interval_s, self._keepalive_bystander)
+        return self._bystander
+
+    def close_bystander(self) -> None:
+        """Stop the bystander's outputs, then its heartbeat and its port."""
+        link, self._bystander = self._bystander, None
+        if self._bystander_heartbeat is not None:
+            self._bystander_heartbeat.cancel()
+            self._bystander_heartbeat = None
+        if link is None:
+            return
+        try:
+            link.emergency_stop()
+            link.stop()
+        except Exception as exc:  # must not mask the original failure
+            log.error("could not stop the bystander's outputs over %s: %s", link.port, exc)
+        with contextlib.suppress(Exception):
+            link.close()
+
+    def _keepalive_bystander(self) -> None:
+        if self._bystander is None:
+            return
+        try:
+            self._bystander.keepalive()
+        except StimrigError as exc:
+            self.link_errors.append(f"{self.clock.now():.3f} s: bystander: {exc}")
+            raise
+
+    @property
     def loadbox_port(self) -> str:
         self.start()
         if self.config.load.port == AUTO:
@@ -284,7 +336,13 @@ class RigBench:
 
     # ---- safety -------------------------------------------------------------------------------
     def outputs_off(self) -> None:
-        """Stop every output. Best effort on every path: the DUT link, then the virtual bench."""
+        """Stop every output. Best effort on every path: the DUT link (and the bystander's), then the
+        virtual bench."""
+        if self._bystander is not None:
+            try:
+                self._bystander.emergency_stop()
+            except Exception as exc:  # must not mask the original failure
+                log.error("could not stop the bystander's outputs over %s: %s", self._bystander.port, exc)
         if self._dut is not None:
             try:
                 self._dut.emergency_stop()
@@ -299,6 +357,7 @@ class RigBench:
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             self._heartbeat = None
+        self.close_bystander()
         try:  # the patient back in range first, so the stop commands reach the DUT
             self.reset_radio()
         except Exception as exc:  # the DUT's own link-loss cutoff still stops it; must not mask the failure

@@ -107,6 +107,21 @@ class RadioConfig(_Strict):
     attenuator: AttenuatorConfig = AttenuatorConfig()
 
 
+class BystanderConfig(_Strict):
+    """A second stimulator of the DUT's model on the same controller, beside the DUT (the next patient
+    in a clinic). Its own port to the controller; one of its outputs drives a fixed resistor watched by
+    a scope channel. A command addressed to the DUT must never change it (certification test
+    test_device_isolation; docs/protocol.md, addressing)."""
+
+    port: str = Field(min_length=1, description="its serial port (controller bridge port), or 'auto' when simulated")
+    baudrate: int = Field(default=115200, gt=0)
+    reply_timeout_s: float = Field(default=1.0, gt=0, le=60)
+    channel: int = Field(default=1, ge=1, description="the bystander's output wired to the resistor")
+    load_ohm: float = Field(default=500.0, gt=0, description="the fixed resistor on that output")
+    scope_channel: int = Field(ge=1, le=4, description="scope channel probing that resistor")
+    probe_attenuation: float = Field(default=10.0, gt=0)
+
+
 class SimulatorConfig(_Strict):
     bind: str = Field(default="127.0.0.1", description="address the emulated instruments listen on")
     scope_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port")
@@ -126,6 +141,7 @@ class BenchConfig(_Strict):
     dut: DutConfig
     load: LoadConfig
     radio: RadioConfig | None = None
+    bystander: BystanderConfig | None = None
     simulator: SimulatorConfig | None = None
     path: Path | None = Field(default=None, exclude=True)
 
@@ -151,11 +167,18 @@ class BenchConfig(_Strict):
                 raise ValueError("'simulator' settings belong only to a bench with target: sim")
             if self.radio is not None and self.radio.attenuator.resource == AUTO:
                 raise ValueError("a hardware bench needs a real radio.attenuator.resource, not 'auto'")
+            if self.bystander is not None and self.bystander.port == AUTO:
+                raise ValueError("a hardware bench needs a real bystander.port, not 'auto'")
         else:
             if self.load.kind != "simulated":
                 raise ValueError("a simulated bench uses load.kind: simulated (its relay box is served on a pty)")
             if self.radio is None:
                 raise ValueError("a simulated bench needs a 'radio' section: its DUT link runs through the link model")
+        if self.bystander is not None and self.bystander.scope_channel == self.scope.measure_channel:
+            raise ValueError(
+                f"bystander.scope_channel {self.bystander.scope_channel} is the scope's measure_channel: the "
+                "bystander's resistor needs a scope channel of its own"
+            )
         ctx = info.context or {}
         if ctx.get("path") is not None:
             object.__setattr__(self, "path", Path(ctx["path"]))

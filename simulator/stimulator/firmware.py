@@ -154,6 +154,23 @@ class Firmware:
             return Frame(MsgType.ERROR, received.seq, error_payload(exc.code, exc.detail))
         return Frame(reply_type(kind), received.seq, payload)
 
+    @property
+    def address(self) -> str:
+        """The device's radio address: its serial number, which the controller puts on every request."""
+        return self.device.identity.serial
+
+    def addressed_to_me(self, destination: str) -> bool:
+        """The receive path's address filter: a request the controller addressed to another device is
+        dropped before it is parsed, and does not count as hearing from the controller."""
+        return destination == self.address
+
+    def overhear(self, received: Frame, destination: str) -> Generator[simpy.Event, Any, None]:
+        """simpy process: a request the controller addressed to ``destination`` reached this device's
+        receiver too. Acted on only if the address filter passes it; any reply is lost (the controller
+        listens to ``destination`` only)."""
+        if self.addressed_to_me(destination):
+            yield from self.handle(received)
+
     def _dispatch(self, kind: MsgType, request: Any) -> dict[str, Any]:
         if kind is MsgType.IDENTIFY:
             return self.identify()
