@@ -26,6 +26,7 @@ class Measurement:
     nominal: float | None = None
     source: str = ""  # which standard clause / device specification the limits stand for
     description: str = ""
+    requirement: str = ""  # its requirement ID (fixtures/requirements.yaml); "": the test's requirement marker
 
     def __post_init__(self) -> None:
         if self.low is None and self.high is None:

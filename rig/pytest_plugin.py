@@ -83,6 +83,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sim_only(reason): runs only on a simulated bench")
     config.addinivalue_line("markers", "hw_only(reason): runs only on a real bench")
+    config.addinivalue_line(
+        "markers", "requirement(*ids): the requirement(s) of fixtures/requirements.yaml this test verifies"
+    )
     target = config.getoption("target")
     bench = config.getoption("bench")
     if bench is None:
@@ -230,6 +233,10 @@ class Recorder:
             details = ", ".join(f"{k}={v}" for k, v in context.items())
             pytest.fail(f"{mv.describe()} ({details}); the test stops here", pytrace=False)
         return mv
+
+    def table_row(self, table: str, **row: Any) -> None:
+        """Record one row of a table of the run's evidence (e.g. the output specification table)."""
+        self.state.results().write("table_row", test=self.item.nodeid, table=table, row=row)
 
     @property
     def results_dir(self) -> Path:

@@ -10,12 +10,25 @@ channel exactly as before.
 
 from __future__ import annotations
 
+from typing import Any
+
 from rig.measurements import Measurement
 from rig.procedures import acquisition, analyse, capture, plan_for, settle_time_s
 from tests.certification.conftest import OUTPUT_RUNNING, RUNNING_STATES
 
 PROGRAM = "tens_hf"
 SOURCE = "IEC 60601-1 12.4: a command to one device must not change another device's output"
+
+Snapshot = dict[int, tuple[bool, str | None, float]]
+
+
+def snapshot(link: Any) -> Snapshot:
+    """Per channel: running or not, its program, its set amplitude (what a foreign command would change)."""
+    return {s.channel: (s.state in RUNNING_STATES, s.program, s.target_mA) for s in link.status()}
+
+
+def changes(before: Snapshot, after: Snapshot) -> dict[int, str]:
+    return {ch: f"{before[ch]} -> {after.get(ch)}" for ch in before if after.get(ch) != before[ch]}
 
 
 def test_commands_to_one_device_leave_another_unchanged(bench, dut, bystander, scope, device_model, measure):
@@ -24,16 +37,17 @@ def test_commands_to_one_device_leave_another_unchanged(bench, dut, bystander, s
     low, high = device_model.safety.cutoff_test_amplitudes_mA
     every_channel = list(range(1, device_model.channels + 1))
 
+    dut_before = snapshot(dut)
     bystander.start(program.id, [cfg.channel], low)
     bench.wait(settle_time_s(program))
-    before = {s.channel: (s.state in RUNNING_STATES, s.program, s.target_mA) for s in bystander.status()}
+    before = snapshot(bystander)
     measure.require(OUTPUT_RUNNING, float(before[cfg.channel][0]), device="bystander",
                     channel=cfg.channel)
 
     # and the other way round: the commands the bystander got must not have reached the DUT
-    dut_running = [s.channel for s in dut.status() if s.state != "idle"]
-    measure.require(Measurement("dut_channels_changed", "channels", high=0, source=SOURCE), float(len(dut_running)),
-                    by="commands addressed to the bystander", channels=str(dut_running))
+    dut_changed = changes(dut_before, snapshot(dut))
+    measure.require(Measurement("dut_channels_changed", "channels", high=0, source=SOURCE), float(len(dut_changed)),
+                    by="commands addressed to the bystander", changes=str(dut_changed) if dut_changed else "none")
 
     dut.start(program.id, every_channel, low)
     bench.wait(0.5)
@@ -50,7 +64,7 @@ def test_commands_to_one_device_leave_another_unchanged(bench, dut, bystander, s
     dut.stop([every_channel[0]])
     dut.emergency_stop()
     bench.wait(0.5)
-    after = {s.channel: (s.state in RUNNING_STATES, s.program, s.target_mA) for s in bystander.status()}
-    changed = {ch: f"{before[ch]} -> {after[ch]}" for ch in before if after.get(ch) != before[ch]}
+    after = snapshot(bystander)
+    changed = changes(before, after)
     measure(Measurement("bystander_channels_changed", "channels", high=0, source=SOURCE), float(len(changed)),
             changes=str(changed) if changed else "none")
