@@ -1,4 +1,4 @@
-"""The ``stimrig`` command line: certify, serve."""
+"""The ``stimrig`` command line: certify, serve, validate-suite, fleet, sweep, verify."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from rig import __version__
 from rig.cli_fleet import add_arguments as add_fleet_arguments
 from rig.cli_sweep import add_arguments as add_sweep_arguments
 from rig.cli_validate import add_arguments as add_validate_arguments
+from rig.cli_verify import add_arguments as add_verify_arguments
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,6 +66,12 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     return run_fleet_command(args)
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from rig.cli_verify import run_verify
+
+    return run_verify(args)
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from rig.cli_sweep import run_sweep
 
@@ -111,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("sweep", help="Monte Carlo sweep of a fleet scenario over seeds and a parameter grid")
     add_sweep_arguments(w)
     w.set_defaults(func=cmd_sweep)
+    r = sub.add_parser("verify", help="check an evidence bundle: results chain, manifest and seal")
+    add_verify_arguments(r)
+    r.set_defaults(func=cmd_verify)
     return parser
 
 

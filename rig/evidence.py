@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rig.capture import Capture
+from rig.results import SIMULATED_MARK, ResultsLog
 
 PLOT_POINTS = 4000
 
 
-SIMULATED_MARK = "SIMULATED - not evidence for a real device"
 
 
 def capture_npz(capture: Capture, *, simulated: bool) -> bytes:
@@ -73,7 +72,9 @@ def capture_png(
     ax.text(1.01, 1.0, text, transform=ax.transAxes, va="top", fontsize=7, family="monospace")
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    metadata = {"Software": "stimrig", "Title": title,
+                "Description": SIMULATED_MARK if simulated else "measured on a real bench"}
+    fig.savefig(buf, format="png", metadata=metadata)
     plt.close(fig)
     return buf.getvalue()
 
@@ -101,12 +102,13 @@ class CaptureEvidence:
         png = capture_png(capture, title, labels, simulated=simulated, scale=scale, unit=unit)
         return cls(name, capture_npz(capture, simulated=simulated), png)
 
-    def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+    def save(self, log: ResultsLog, folder: str = "captures") -> None:
+        """Write the raw capture and its plot into the run's bundle (once), each recorded with its
+        SHA-256 in the results chain as it is written."""
         for suffix, data in ((".npz", self.npz), (".png", self.png)):
-            target = directory / f"{self.name}{suffix}"
-            if not target.exists():
-                target.write_bytes(data)
+            relative = f"{folder}/{self.name}{suffix}"
+            if not (log.directory / relative).exists():
+                log.save_file(relative, data, evidence=self.name)
 
     def attach(self) -> None:
         import allure

@@ -26,10 +26,9 @@ from rig.bench.session import RigBench
 from rig.config.loader import FIXTURES_DIR
 from rig.errors import FixtureError
 from rig.measurements import MeasuredValue, Measurement, MeasurementSet, Verdict
-from rig.results import ResultsLog, new_run_id
+from rig.results import SIMULATED_MARK, ResultsLog, new_run_id
 
 DEFAULT_SIM_BENCH = FIXTURES_DIR / "benches" / "sim.yaml"
-SIMULATED_MARK = "SIMULATED - not evidence for a real device"
 log = logging.getLogger(__name__)
 BENCH_FIXTURES = frozenset({"bench", "dut", "scope", "load", "radio", "bystander"})
 
@@ -239,6 +238,11 @@ class Recorder:
         self.state.results().write("table_row", test=self.item.nodeid, table=table, row=row)
 
     @property
+    def log(self) -> ResultsLog:
+        """The run's results log (evidence files are saved through it: ``CaptureEvidence.save(log)``)."""
+        return self.state.results()
+
+    @property
     def results_dir(self) -> Path:
         return self.state.results().directory
 
@@ -317,6 +321,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+@pytest.hookimpl(trylast=True)  # after allure-pytest has written its last result files
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(STATE_KEY, None)
     if state is None:
@@ -333,7 +338,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "run_end", exit_status=int(exitstatus), counts=state.counts, bench_time_s=bench_time_s,
             outputs_after_stop_mA=outputs_after_stop,
         )
-        state.log.close()
+        from rig.records.finalize import finalize_bundle
+
+        finalize_bundle(state.log, state.run_id, exitstatus=int(exitstatus))
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

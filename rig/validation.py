@@ -44,8 +44,8 @@ import jinja2
 from rig import __version__, output_dirs
 from rig.measurements import MeasuredValue, Measurement, Verdict
 from rig.output_dirs import utc_stamp
+from rig.results import SIMULATED_MARK
 
-SIMULATED_MARK = "SIMULATED - not evidence for a real device"  # as rig.pytest_plugin.SIMULATED_MARK
 CLEAN = "clean"
 RUN_TIMEOUT_S = 300.0  # a full certify run takes about 30 s
 STOP_GRACE_S = 30.0

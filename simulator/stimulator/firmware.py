@@ -51,6 +51,7 @@ SEAMS = (
     "on_watchdog_expired",
     "on_low_battery",
     "on_reconnect",
+    "addressed_to_me",
 )
 RUNNING = ("ramp_up", "on", "ramp_down", "off_phase")
 RESTARTABLE = ("idle", "stopped", "link_lost")

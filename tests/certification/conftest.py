@@ -73,7 +73,7 @@ class SteadyState:
                 for cap, kind in ((self.pulse, "single pulse"), (self.train, "pulse train"))
             )
         for ev in self.evidence:
-            ev.save(recorder.results_dir / "captures")
+            ev.save(recorder.log)
             ev.attach()
 
 

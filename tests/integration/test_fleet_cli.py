@@ -34,7 +34,7 @@ def short_gym(tmp_path: Path, duration_s: float = 8.0) -> Path:
 
 
 def png_text(path: Path) -> dict[str, str]:
-    """The tEXt chunks of a PNG."""
+    """The text chunks of a PNG (tEXt, and iTXt uncompressed: matplotlib writes non-latin-1 text as iTXt)."""
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     out, pos = {}, 8
@@ -45,6 +45,12 @@ def png_text(path: Path) -> dict[str, str]:
         if kind == b"tEXt":
             key, _, value = body.partition(b"\0")
             out[key.decode("latin-1")] = value.decode("latin-1")
+        elif kind == b"iTXt":
+            key, _, rest = body.partition(b"\0")
+            assert rest[0] == 0, "compressed iTXt"
+            _language, _, rest = rest[2:].partition(b"\0")
+            _translated, _, value = rest.partition(b"\0")
+            out[key.decode("latin-1")] = value.decode("utf-8")
         pos += 12 + length
     return out
 

@@ -32,7 +32,8 @@ def test_sigint_stops_outputs_and_closes_the_record(tmp_path: Path) -> None:
     assert proc.returncode == 2, out
     assert "INTERRUPTED (every output was stopped)" in out
     records = _results(root)
-    end = records[-1]
-    assert end["kind"] == "run_end" and end["exit_status"] == 2
+    (end,) = [r for r in records if r["kind"] == "run_end"]
+    assert end["exit_status"] == 2
+    assert records[-1]["kind"] == "bundle_sealed" and records[-1]["status"] == "interrupted"
     assert end["outputs_after_stop_mA"] == {"1": 0.0, "2": 0.0, "3": 0.0, "4": 0.0}
     assert 5 <= sum(r["kind"] == "test_result" for r in records) < 104

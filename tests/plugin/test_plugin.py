@@ -128,7 +128,7 @@ def test_measurement_verdicts_decide_the_outcome(pytester: pytest.Pytester) -> N
     (run,) = list(results.iterdir())
     records = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
     kinds = [r["kind"] for r in records]
-    assert kinds[0] == "run_start" and kinds[-1] == "run_end"
+    assert kinds[0] == "run_start" and kinds[-2:] == ["run_end", "bundle_sealed"]
     assert all(r["simulated"] is True for r in records)
     verdicts = {r["measurement"]["name"]: r["verdict"] for r in records if r["kind"] == "measurement"}
     assert verdicts == {"x": "FAIL", "freq": "FAIL", "ok": "PASS"}  # the NaN x overwrote the passing x

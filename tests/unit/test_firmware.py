@@ -484,6 +484,7 @@ FAULT_EFFECTS: dict[str, dict[str, Any]] = {
     "current_sense_reads_zero": {},  # needs an over-current
     "low_battery_shutdown_missing": {},  # needs a low battery
     "unattended_restart_after_link_loss": {},  # needs a link loss and a reconnection
+    "address_filter_missing": {},  # needs a request addressed to another device (test_bystander.py)
 }
 
 
