@@ -27,6 +27,7 @@ def peak_current_mA(cap, load_ohm: float) -> float:
     return float(np.max(np.abs(cap.volts()))) * 1000.0 / load_ohm
 
 
+@pytest.mark.requirement("OUT-AMPLITUDE-MAX")
 def test_start_above_maximum_refused(program, channel, bench, dut, scope, device_model, measure):
     over = over_maximum_mA(device_model, bench)
     bench.load.connect(channel, load_named(bench, MEASUREMENT_LOAD_OHM))
@@ -50,6 +51,7 @@ def test_start_above_maximum_refused(program, channel, bench, dut, scope, device
     )
 
 
+@pytest.mark.requirement("OUT-AMPLITUDE-MAX")
 def test_raise_above_maximum_refused(program, channel, bench, dut, scope, device_model, measure):
     over = over_maximum_mA(device_model, bench)
     bench.load.connect(channel, load_named(bench, MEASUREMENT_LOAD_OHM))

@@ -7,6 +7,7 @@ into the measurement load: nothing may appear there.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from rig.measurements import Measurement
 from rig.procedures import acquisition, capture, plan_for, settle_time_s
@@ -15,6 +16,7 @@ from tests.certification.conftest import MEASUREMENT_LOAD_OHM, load_named
 PROGRAM = "tens_hf"
 
 
+@pytest.mark.requirement("ISO-CHANNEL")
 def test_commands_to_one_channel_leave_the_others_off(channel, bench, dut, scope, device_model, measure):
     program = bench.program(PROGRAM)
     cfg = bench.config.scope

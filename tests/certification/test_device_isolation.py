@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from rig.measurements import Measurement
 from rig.procedures import acquisition, analyse, capture, plan_for, settle_time_s
 from tests.certification.conftest import OUTPUT_RUNNING, RUNNING_STATES
@@ -31,6 +33,7 @@ def changes(before: Snapshot, after: Snapshot) -> dict[int, str]:
     return {ch: f"{before[ch]} -> {after.get(ch)}" for ch in before if after.get(ch) != before[ch]}
 
 
+@pytest.mark.requirement("ISO-DEVICE")
 def test_commands_to_one_device_leave_another_unchanged(bench, dut, bystander, scope, device_model, measure):
     program = bench.program(PROGRAM)
     cfg = bench.config.bystander

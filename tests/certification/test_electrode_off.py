@@ -17,6 +17,7 @@ from tests.certification.conftest import load_named
 from tests.certification.cutoff import timed_cutoff
 
 
+@pytest.mark.requirement("SAFE-ELECTRODE-OFF")
 @pytest.mark.parametrize("level", ["min_amplitude", "max_amplitude"])
 def test_electrode_off_cutoff(channel, level, bench, dut, scope, device_model, measure):
     safety = device_model.safety

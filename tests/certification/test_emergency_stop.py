@@ -13,6 +13,7 @@ from rig.measurements import Measurement
 from tests.certification.cutoff import CUTOFF_PROGRAM, timed_cutoff
 
 
+@pytest.mark.requirement("SAFE-ESTOP")
 @pytest.mark.parametrize("when", ["steady", "ramping_up"])
 @pytest.mark.parametrize("level", ["min_amplitude", "max_amplitude"])
 def test_emergency_stop(channel, level, when, bench, dut, scope, device_model, measure):

@@ -14,6 +14,7 @@ from rig.measurements import Measurement
 from tests.certification.cutoff import timed_cutoff
 
 
+@pytest.mark.requirement("LINK-LOSS")
 @pytest.mark.parametrize("level", ["min_amplitude", "max_amplitude"])
 def test_link_loss_cutoff(channel, level, bench, dut, scope, device_model, measure):
     safety = device_model.safety

@@ -22,6 +22,7 @@ from tests.certification.cutoff import CUTOFF_PROGRAM, marker_timed_capture
 BELOW_THRESHOLD_V = 0.2  # the battery drops this far below the low-battery threshold
 
 
+@pytest.mark.requirement("SAFE-LOW-BATTERY")
 @pytest.mark.sim_only("lowers the battery voltage: stimrig drives no programmable supply yet")
 @pytest.mark.parametrize("level", ["min_amplitude", "max_amplitude"])
 def test_low_battery_shutdown(channel, level, bench, dut, scope, device_model, measure):

@@ -7,10 +7,12 @@ device fixture's tolerance, whose source the measurement names.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from rig.measurements import Measurement
 
 
+@pytest.mark.requirement("OUT-FREQUENCY")
 def test_pulse_frequency(program, channel, steady_state, device_model, measure):
     tol = device_model.tolerances
     nominal = program.frequency_Hz
@@ -22,6 +24,7 @@ def test_pulse_frequency(program, channel, steady_state, device_model, measure):
     measure(m, train.frequency_Hz, pulses=train.n_pulses, program=program.id, channel=channel)
 
 
+@pytest.mark.requirement("OUT-PHASE-DURATION")
 def test_phase_durations(program, channel, steady_state, device_model, measure):
     tol = device_model.tolerances
     src = device_model.source_of("tolerances.phase_duration_pct")
@@ -35,6 +38,7 @@ def test_phase_durations(program, channel, steady_state, device_model, measure):
         measure(m, float(measured_s[0]) * 1e6, program=program.id, channel=channel)
 
 
+@pytest.mark.requirement("OUT-AMPLITUDE")
 def test_amplitude_accuracy(program, channel, steady_state, device_model, measure):
     """Every pulse of the steady-state train, both phases, within the amplitude tolerance."""
     tol = device_model.tolerances
@@ -52,6 +56,7 @@ def test_amplitude_accuracy(program, channel, steady_state, device_model, measur
         measure(m, worst, pulses=len(amps_mA), mean_mA=float(np.mean(amps_mA)) if amps_mA else None)
 
 
+@pytest.mark.requirement("OUT-NET-CHARGE")
 def test_net_charge_per_pulse(program, channel, steady_state, device_model, measure):
     limit = device_model.tolerances.max_net_charge_uC
     m = Measurement(

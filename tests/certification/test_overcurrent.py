@@ -20,6 +20,7 @@ from tests.certification.cutoff import timed_cutoff
 REGULATOR_GAIN = 1.5  # delivered / commanded current after the failure: well past the trip margin
 
 
+@pytest.mark.requirement("SAFE-OVERCURRENT")
 @pytest.mark.sim_only("injects a failed current regulator: on hardware a single-fault test on a modified unit")
 @pytest.mark.parametrize("level", ["min_amplitude", "max_amplitude"])
 def test_overcurrent_cutoff(channel, level, bench, dut, scope, device_model, measure):

@@ -40,6 +40,7 @@ BAD_INPUTS = {
 }
 
 
+@pytest.mark.requirement("PROT-BAD-INPUT")
 @pytest.mark.parametrize("bad_input", sorted(BAD_INPUTS))
 def test_bad_frame_refused_output_unchanged(bad_input, bench, dut, scope, device_model, measure):
     program = bench.programs[0]

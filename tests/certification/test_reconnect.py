@@ -12,6 +12,7 @@ distance; once a keep-alive gets through, the output is captured for one ramp-up
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from rig.config.link import load_link_profiles
 from rig.measurements import Measurement
@@ -22,6 +23,7 @@ from tests.certification.cutoff import CUTOFF_PROGRAM
 from tests.certification.test_walk_away import OUT_OF_RANGE_MARGIN_DB
 
 
+@pytest.mark.requirement("LINK-RECONNECT")
 def test_behaviour_after_a_dropout(channel, bench, dut, scope, radio, device_model, measure):
     safety = device_model.safety
     program = bench.program(CUTOFF_PROGRAM)

@@ -21,6 +21,7 @@ from tests.certification.cutoff import CUTOFF_PROGRAM, capture_event
 SEEN_AFTER_END_S = 0.5  # the capture runs on this long after the session's end: an output still on is seen
 
 
+@pytest.mark.requirement("SAFE-SESSION-END")
 @pytest.mark.parametrize("level", ["min_amplitude", "max_amplitude"])
 def test_session_ends_on_time(channel, level, bench, dut, scope, device_model, measure):
     safety = device_model.safety

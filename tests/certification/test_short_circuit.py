@@ -35,6 +35,7 @@ def shunt_load(bench: Any, threshold_ohm: float) -> tuple[str, float]:
     return name, shunts[name]
 
 
+@pytest.mark.requirement("SAFE-SHORT-CIRCUIT")
 @pytest.mark.parametrize("level", ["min_amplitude", "max_amplitude"])
 def test_short_circuit_cutoff(channel, level, bench, dut, scope, device_model, measure):
     safety = device_model.safety

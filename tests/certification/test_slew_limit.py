@@ -9,6 +9,7 @@ small ones included, and the largest change between neighbours is measured.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from rig.analysis.cutoff import pulse_peaks
 from rig.measurements import Measurement
@@ -16,6 +17,7 @@ from tests.certification.conftest import MEASUREMENT_LOAD_OHM
 from tests.certification.cutoff import CUTOFF_PROGRAM, marker_timed_capture
 
 
+@pytest.mark.requirement("SAFE-SLEW", "OUT-AMPLITUDE-CONTROL")
 def test_amplitude_change_is_slew_limited(channel, bench, dut, scope, device_model, measure):
     safety = device_model.safety
     low, high = safety.cutoff_test_amplitudes_mA

@@ -6,6 +6,8 @@ A quarter into the ramp the output must be about a quarter of the set amplitude,
 
 from __future__ import annotations
 
+import pytest
+
 from rig.measurements import Measurement
 from rig.procedures import acquisition, analyse, capture, plan_for
 from tests.certification.conftest import MEASUREMENT_LOAD_OHM, load_named, start_running
@@ -13,6 +15,7 @@ from tests.certification.conftest import MEASUREMENT_LOAD_OHM, load_named, start
 PROGRAM = "tens_hf"
 
 
+@pytest.mark.requirement("SAFE-START-RAMP")
 def test_start_ramps_up_from_zero(channel, bench, dut, scope, device_model, measure):
     program = bench.program(PROGRAM)
     cfg = bench.config.scope

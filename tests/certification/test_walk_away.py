@@ -27,6 +27,7 @@ WALK_STEPS = 5  # distances from the default one to the claimed range, geometric
 OUT_OF_RANGE_MARGIN_DB = -20.0  # the patient is this far below sensitivity: no packet gets through
 
 
+@pytest.mark.requirement("LINK-WALK-AWAY", "LINK-RANGE")
 @pytest.mark.parametrize("level", ["min_amplitude", "max_amplitude"])
 def test_walk_away_cutoff(channel, level, bench, dut, scope, radio, device_model, measure):
     safety = device_model.safety

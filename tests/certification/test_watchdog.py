@@ -18,6 +18,7 @@ from tests.certification.cutoff import timed_cutoff
 HANG_PERIODS = 5  # the lock-up lasts this many watchdog periods: ample time to see it reset
 
 
+@pytest.mark.requirement("SAFE-WATCHDOG")
 @pytest.mark.sim_only("hangs the firmware main loop: on hardware this needs a debug build")
 @pytest.mark.parametrize("level", ["min_amplitude", "max_amplitude"])
 def test_watchdog_cutoff(channel, level, bench, dut, scope, device_model, measure):
