@@ -26,7 +26,7 @@ def main() -> int:
             cwd=REPO, capture_output=True, text=True,
         )
         wall_s = time.perf_counter() - t0
-        (run_dir,) = list(Path(tmp).iterdir())
+        (run_dir,) = [p for p in Path(tmp).iterdir() if p.is_dir()]
         records = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
     end = records[-1]
     tests = sum(end["counts"].values())

@@ -45,6 +45,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
         results_dir=Path(args.results_dir),
         select=args.k,
         extra=args.pytest_args,
+        operator=args.operator,
     )
 
 
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--results-dir", default="results", help="where the run directory is created (default: results)")
     c.add_argument("--suite", help="path of the certification suite (default: tests/certification)")
     c.add_argument("-k", help="only tests matching this pytest -k expression")
+    c.add_argument("--operator", help="who runs it, for the audit trail (default: $STIMRIG_OPERATOR, else the login)")
     c.add_argument("pytest_args", nargs="*", help="extra arguments passed to pytest (after --)")
     c.set_defaults(func=cmd_certify)
 

@@ -36,6 +36,7 @@ class ProgressReporter:
         self.outcomes: Counter[str] = Counter()
         self.problems: dict[str, list[str]] = defaultdict(list)
         self.per_file: dict[str, Counter[str]] = defaultdict(Counter)
+        self.marginal: list[str] = []  # passed, with a measurement within its uncertainty of a limit
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.progress.start()
@@ -51,6 +52,8 @@ class ProgressReporter:
             outcome = "skipped"
         if outcome is None:
             return
+        if outcome == "passed" and ("stimrig_verdict", "MARGINAL") in report.user_properties:
+            self.marginal.append(report.nodeid)
         self.outcomes[outcome] += 1
         self.per_file[report.nodeid.split("::")[0]][outcome] += 1
         if outcome in ("failed", "error"):
@@ -66,7 +69,7 @@ class ProgressReporter:
 
 def run_certify(
     *, suite: Path, bench: str | None, target: str | None, fault: str | None, results_dir: Path,
-    select: str | None, extra: list[str],
+    select: str | None, extra: list[str], operator: str | None = None,
 ) -> int:
     console = Console(stderr=False)
     # Validate every fixture before pytest (and allure) create anything: one line, nothing written.
@@ -95,6 +98,8 @@ def run_certify(
         args += ["--fault", fault]
     if select:
         args += ["-k", select]
+    if operator:
+        args += ["--operator", operator]
     args += extra
     reporter = ProgressReporter(console)
     exit_code = int(pytest.main(args, plugins=[reporter]))
@@ -120,11 +125,24 @@ def _summarise(console: Console, rep: ProgressReporter, exit_code: int, run_dir:
             console.print(f"    {node}", soft_wrap=True, highlight=False, markup=False)
         if len(nodes) > 5:
             console.print(f"    ... and {len(nodes) - 5} more")
+    if rep.marginal:
+        console.print(f"{len(rep.marginal)} test(s) MARGINAL: a measurement inside its limit but within the "
+                      "measurement uncertainty of it (the bench cannot show it conforms):",
+                      style="yellow", soft_wrap=True)
+        for node in rep.marginal[:5]:
+            console.print(f"    {node}", soft_wrap=True, highlight=False, markup=False)
+        if len(rep.marginal) > 5:
+            console.print(f"    ... and {len(rep.marginal) - 5} more")
     if exit_code == pytest.ExitCode.INTERRUPTED:
         verdict = "[red]INTERRUPTED (every output was stopped)"
+    elif exit_code == 0:
+        verdict = "[yellow]PASSED WITH MARGINAL RESULTS" if rep.marginal else "[green]PASSED"
     else:
-        verdict = "[green]PASSED" if exit_code == 0 else "[red]NOT PASSED"
+        verdict = "[red]NOT PASSED"
     totals = ", ".join(f"{n} {k}" for k, n in sorted(rep.outcomes.items()))
+    if rep.marginal:
+        totals += f"; {len(rep.marginal)} of them MARGINAL"
     console.print(f"{verdict}[/] ({totals})")
     if run_dir.exists():
-        console.print(f"results: {run_dir}  (results.jsonl, captures/, allure-results/)", soft_wrap=True)
+        console.print(f"evidence bundle: {run_dir}  (report.html; check it with: stimrig verify {run_dir})",
+                      soft_wrap=True)

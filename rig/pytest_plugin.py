@@ -24,8 +24,10 @@ import pytest
 
 from rig.bench.session import RigBench
 from rig.config.loader import FIXTURES_DIR
+from rig.config.requirements import RequirementCatalogue, load_requirements, trace, unknown_requirement_message
 from rig.errors import FixtureError
 from rig.measurements import MeasuredValue, Measurement, MeasurementSet, Verdict
+from rig.records.audit import AuditTrail, fixtures_digest, operator_name, run_context
 from rig.results import SIMULATED_MARK, ResultsLog, new_run_id
 
 DEFAULT_SIM_BENCH = FIXTURES_DIR / "benches" / "sim.yaml"
@@ -44,6 +46,15 @@ class StimrigState:
     run_id: str = field(default_factory=new_run_id)
     log: ResultsLog | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    catalogue: RequirementCatalogue | None = None
+    operator: str | None = None
+    identities_logged: set[str] = field(default_factory=set)
+
+    def requirements(self) -> RequirementCatalogue:
+        """The requirement catalogue, validated once (FixtureError naming the file and field)."""
+        if self.catalogue is None:
+            self.catalogue = load_requirements()
+        return self.catalogue
 
     def load(self) -> RigBench:
         """Validate every fixture the run needs (bench, device, programs, fault) exactly once."""
@@ -61,7 +72,20 @@ class StimrigState:
         if self.log is None:
             rig = self.load()
             self.log = ResultsLog(self.results_root / self.run_id, simulated=rig.simulated)
-            self.log.write("run_start", run_id=self.run_id, **rig.describe())
+            context = run_context(operator=operator_name(self.operator), fixtures=rig.fixture_files())
+            cal = rig.config.scope.calibration
+            self.log.write(
+                "run_start", run_id=self.run_id, **rig.describe(), **context,
+                scope_accuracy=rig.config.scope.accuracy.model_dump(),
+                scope_calibration={"certificate": cal.certificate, "calibrated_on": str(cal.calibrated_on),
+                                   "due_on": str(cal.due_on), "overdue": rig.calibration_overdue},
+            )
+            AuditTrail(self.results_root).append(
+                "run_start", run_id=self.run_id, operator=context["operator"], host=context["host"],
+                command=context["command"], bench=rig.config.name, bench_file=context["fixtures"]["bench"],
+                target=rig.config.target, simulated=rig.simulated, fault=rig.fault,
+                fixtures_sha256=fixtures_digest(context["fixtures"]), git=context["git"],
+            )
         return self.log
 
 
@@ -77,6 +101,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--programs-dir", default=None, help="directory of program fixtures (default fixtures/programs)")
     group.addoption("--results-dir", default="results", help="where run directories are created")
     group.addoption("--stimrig-run-id", default=None, help="name of the run directory (default: UTC time + random)")
+    group.addoption("--operator", default=None,
+                    help="who runs it, for the audit trail (default: $STIMRIG_OPERATOR, else the login name)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -103,6 +129,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if config.getoption("stimrig_run_id"):
         state.run_id = config.getoption("stimrig_run_id")
+    state.operator = config.getoption("operator")
     config.stash[STATE_KEY] = state
     if target is not None or bench is not None or state.fault is not None:
         # Explicit bench selection: validate now, before collection and before any output.
@@ -139,6 +166,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not wants_bench:
         return
     rig = _loaded(config)  # validate before any test runs, and so before any output is switched on
+    state = _state(config)
+    try:
+        catalogue = state.requirements()
+    except FixtureError as exc:
+        pytest.exit(f"stimrig: {exc}", returncode=4)
+    traced = trace(catalogue, {i.nodeid: requirement_ids(i) for i in wants_bench})
+    if traced.unknown:  # stops the run before it starts
+        pytest.exit(f"stimrig: {unknown_requirement_message(traced)}", returncode=4)
     for item in wants_bench:
         for marker, needed in (("sim_only", True), ("hw_only", False)):
             m = item.get_closest_marker(marker)
@@ -146,6 +181,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 reason = m.args[0] if m.args else m.kwargs.get("reason", "")
                 where = "a simulated" if needed else "a real (hw)"
                 item.add_marker(pytest.mark.skip(reason=f"needs {where} bench{': ' + reason if reason else ''}"))
+
+
+def requirement_ids(item: pytest.Item) -> list[str]:
+    """The requirement IDs the test's ``requirement`` marker(s) name, in order."""
+    ids: list[str] = []
+    for marker in item.iter_markers("requirement"):
+        ids.extend(str(a) for a in marker.args if str(a) not in ids)
+    return ids
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Record which requirements the tests about to run verify, and which they leave uncovered."""
+    state = session.config.stash.get(STATE_KEY, None)
+    items = [i for i in session.items if BENCH_FIXTURES & set(getattr(i, "fixturenames", ()))]
+    if state is None or not items or state.catalogue is None:
+        return
+    catalogue = state.catalogue
+    traced = trace(catalogue, {i.nodeid: requirement_ids(i) for i in items})
+    state.results().write(
+        "traceability", catalogue=str(catalogue.path), catalogue_sha256=catalogue.sha256,
+        tests={i.nodeid: requirement_ids(i) for i in items},
+        verified_by={rid: list(tests) for rid, tests in traced.verified_by.items()},
+        uncovered=list(traced.uncovered), untraced_tests=list(traced.untraced_tests), complete=traced.complete,
+    )
 
 
 # ---- fixtures -------------------------------------------------------------------------------------
@@ -220,15 +279,27 @@ class Recorder:
         self.mset = mset
 
     def __call__(self, measurement: Measurement, value: float, **context: Any) -> MeasuredValue:
-        mv = self.mset.take(measurement, value, **context)
-        self.state.results().write("measurement", test=self.item.nodeid, **mv.record())
+        from rig.uncertainty import expanded_uncertainty
+
+        rig = self.state.load()
+        uncertainty = expanded_uncertainty(measurement.unit, float(value), rig.config.scope.accuracy)
+        mv = self.mset.take(measurement, value, uncertainty, **context)
+        if rig.calibration_overdue:
+            mv.context["non_conforming"] = (f"scope calibration overdue since {rig.config.scope.calibration.due_on}: "
+                                            "this result is not conforming evidence")
+        requirements = [measurement.requirement] if measurement.requirement else requirement_ids(self.item)
+        self.state.results().write("measurement", test=self.item.nodeid, requirements=requirements, **mv.record())
+        import allure
+
+        with allure.step(f"{mv.describe()} [{', '.join(requirements)}]"):
+            pass
         return mv
 
     def require(self, measurement: Measurement, value: float, **context: Any) -> MeasuredValue:
         """Record a measurement the rest of the test depends on; if it fails, the test FAILs here (the
         steps after it would measure nothing, e.g. wait for a trigger from an output that is off)."""
         mv = self(measurement, value, **context)
-        if mv.verdict is not Verdict.PASS:
+        if mv.verdict is Verdict.FAIL:
             details = ", ".join(f"{k}={v}" for k, v in context.items())
             pytest.fail(f"{mv.describe()} ({details}); the test stops here", pytrace=False)
         return mv
@@ -270,10 +341,16 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         allure.dynamic.label("seed", str(rig.seed))
         if rig.simulated:
             allure.dynamic.tag(SIMULATED_MARK)
+            allure.dynamic.label("simulated", "true")
+        _allure_requirements(item, state)
     link_errors_before = len(state.rig.link_errors) if state is not None and state.rig is not None else 0
     link_events_before = len(state.rig.link_events) if state is not None and state.rig is not None else 0
     result = yield
     if state is not None and state.rig is not None:
+        for role, identity in state.rig.identities.items():
+            if role not in state.identities_logged:
+                state.identities_logged.add(role)
+                state.results().write("instrument", role=role, **identity)
         for event in state.rig.link_events[link_events_before:]:
             state.results().write("link_event", test=item.nodeid, event=event)
     if state is not None and state.rig is not None and len(state.rig.link_errors) > link_errors_before:
@@ -289,6 +366,11 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 
             table = "\n".join(v.describe() for v in mset.values)
             allure.attach(table, name="measurements", attachment_type=allure.attachment_type.TEXT)
+        if mset.marginal:
+            import allure
+
+            allure.dynamic.label("verdict", "MARGINAL")
+            allure.dynamic.tag("MARGINAL")
         failures = mset.failures
         if failures:
             lines = "\n".join("  " + f.describe() for f in failures)
@@ -296,6 +378,30 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         if not mset.values:
             raise AssertionError("the test recorded no measurement, so it proved nothing (a PASS needs one)")
     return result
+
+
+def _allure_requirements(item: pytest.Item, state: StimrigState) -> None:
+    """Requirement links, feature / story labels and severity from the requirement catalogue."""
+    import allure
+
+    if state.catalogue is None:
+        return
+    severities: list[str] = []
+    for rid in requirement_ids(item):
+        req = state.catalogue.get(rid)
+        if req is None:
+            continue
+        allure.dynamic.link(f"{REQUIREMENTS_LINK}#{rid}", link_type="requirement", name=f"{rid}: {req.title}")
+        allure.dynamic.label("requirement", rid)
+        allure.dynamic.feature(req.feature)
+        allure.dynamic.story(f"{rid}: {req.title}")
+        severities.append(req.severity)
+    if severities:
+        allure.dynamic.severity(allure.severity_level(min(severities, key=SEVERITY_ORDER.index)))
+
+
+REQUIREMENTS_LINK = "fixtures/requirements.yaml"
+SEVERITY_ORDER = ["blocker", "critical", "normal", "minor", "trivial"]
 
 
 @pytest.hookimpl(wrapper=True)
@@ -310,15 +416,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         message = "" if report.passed else str(report.longrepr.reprcrash.message) if hasattr(
             report.longrepr, "reprcrash"
         ) and report.longrepr.reprcrash else str(report.longrepr)[-2000:]
+        mset = item.stash.get(MEASURE_KEY, None)
+        marginal = [m.describe() for m in mset.marginal] if mset is not None else []
+        if outcome == "passed" and marginal:
+            state.counts["marginal"] = state.counts.get("marginal", 0) + 1
+            report.user_properties.append(("stimrig_verdict", "MARGINAL"))
         state.log.write(
             "test_result",
             test=item.nodeid,
             phase=report.when,
             outcome=outcome,
+            verdict=evidence_verdict(outcome, marginal),
+            marginal=marginal,
+            requirements=requirement_ids(item),
             duration_s=round(report.duration, 4),
             message=message,
         )
     return report
+
+
+def evidence_verdict(outcome: str, marginal: list[str]) -> str:
+    """The evidence verdict of a test: PASS, MARGINAL (passed, a measurement within U of a limit),
+    FAIL, ERROR or SKIPPED."""
+    if outcome == "passed":
+        return "MARGINAL" if marginal else "PASS"
+    return {"failed": "FAIL", "error": "ERROR", "skipped": "SKIPPED"}.get(outcome, outcome.upper())
 
 
 @pytest.hookimpl(trylast=True)  # after allure-pytest has written its last result files
@@ -340,7 +462,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         )
         from rig.records.finalize import finalize_bundle
 
-        finalize_bundle(state.log, state.run_id, exitstatus=int(exitstatus))
+        status = finalize_bundle(state.log, state.run_id, exitstatus=int(exitstatus))
+        AuditTrail(state.results_root).append("run_end", run_id=state.run_id, status=status, counts=state.counts,
+                                              exit_status=int(exitstatus))
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from rig.bench.clock import WallClock
 from rig.bench.loads import FixedLoad
 from rig.config.bench import AUTO, BenchConfig
 from rig.config.device import DeviceModel
-from rig.config.loader import load_bench, load_device, load_programs
+from rig.config.loader import FIXTURES_DIR, load_bench, load_device, load_programs
 from rig.config.program import Program
 from rig.dut.serial_link import SerialDutLink
 from rig.errors import DutError, LinkDown, StimrigError
@@ -56,6 +57,8 @@ class RigBench:
         self._bystander: SerialDutLink | None = None
         self._bystander_heartbeat: Periodic | None = None
         self._started = False
+        self.programs_dir = FIXTURES_DIR / "programs"
+        self.identities: dict[str, dict[str, Any]] = {}  # role -> identity of each instrument and DUT opened
         if fault is not None and not config.simulated:
             from rig.errors import FixtureError
 
@@ -86,7 +89,10 @@ class RigBench:
         config = load_bench(bench_path)
         device = load_device(config.device)
         programs = load_programs(programs_dir)
-        return cls(config, device, programs, fault=fault)
+        rig = cls(config, device, programs, fault=fault)
+        if programs_dir is not None:
+            rig.programs_dir = Path(programs_dir)
+        return rig
 
     # ---- properties the suite reads -----------------------------------------------------------
     @property
@@ -96,6 +102,12 @@ class RigBench:
     @property
     def seed(self) -> int:
         return self.config.seed
+
+    @property
+    def calibration_overdue(self) -> bool:
+        """A real bench's scope past its calibration due date: its results are not conforming evidence.
+        (A simulated bench's emulated scope has no calibration to lapse.)"""
+        return not self.simulated and self.config.scope.calibration.overdue(date.today())
 
     @property
     def clock(self) -> Clock:
@@ -134,6 +146,10 @@ class RigBench:
             from rig.instruments import open_scope
 
             self._scope = open_scope(self.config.scope.model_copy(update={"resource": self.scope_resource}))
+            cal = self.config.scope.calibration
+            self._identified("scope", self.scope_resource, self._scope.identity(),
+                             calibration={"certificate": cal.certificate, "calibrated_on": str(cal.calibrated_on),
+                                          "due_on": str(cal.due_on), "overdue": self.calibration_overdue})
         return self._scope
 
     @property
@@ -160,6 +176,7 @@ class RigBench:
                 attenuator, cfg.environment, self._environment, cfg.cable_loss_dB, resource
             )
             self._radio.set_distance_m(cfg.default_distance_m)
+            self._identified("rf_attenuator", resource, attenuator.identify())
         return self._radio
 
     def reset_radio(self) -> None:
@@ -213,6 +230,7 @@ class RigBench:
                 ceiling_mA=self.config.amplitude_ceiling_mA,
             )
             self._heartbeat = self.clock.every(self.keepalive_interval_s, self._keepalive)
+            self._identified("dut", self.dut_port, self._dut.identify())
         return self._dut
 
     @property
@@ -238,6 +256,7 @@ class RigBench:
                 ceiling_mA=self.config.amplitude_ceiling_mA,
             )
             self._bystander_heartbeat = self.clock.every(self.keepalive_interval_s, self._keepalive_bystander)
+            self._identified("bystander", port, self._bystander.identify())
         return self._bystander
 
     def close_bystander(self) -> None:
@@ -374,6 +393,27 @@ class RigBench:
         self._radio = None
         if self.virtual is not None:
             self.virtual.stop()
+
+    def fixture_files(self) -> dict[str, Path]:
+        """Every fixture file the run reads, by role (for the audit trail's hashes)."""
+        from rig.config.requirements import DEFAULT_REQUIREMENTS
+
+        files: dict[str, Path] = {"bench": Path(str(self.config.path)), "device": Path(self.config.device),
+                                  "requirements": DEFAULT_REQUIREMENTS,
+                                  "load_catalogue": Path(self.config.load.catalogue)}
+        for program_file in sorted(self.programs_dir.glob("*.yaml")):
+            files[f"program:{program_file.stem}"] = program_file
+        if self.config.radio is not None:
+            files["link_profiles"] = FIXTURES_DIR / "link" / "ble.yaml"
+        if self.virtual is not None:
+            files["scope_model (emulated)"] = Path(self.virtual.scope_model_path)
+            files["attenuator_model (emulated)"] = FIXTURES_DIR / "instruments" / "minicircuits_rcdat_6000_90.yaml"
+        return files
+
+    def _identified(self, role: str, resource: str, identity: Any, **extra: Any) -> None:
+        from dataclasses import asdict
+
+        self.identities[role] = {"resource": resource, **asdict(identity), **extra}
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {

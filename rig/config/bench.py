@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +15,41 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ScopeAccuracy(_Strict):
+    """The measurement chain's accuracy specification, from which each measurement's expanded
+    uncertainty U is derived (rig.uncertainty). Each figure names its source in ``sources``."""
+
+    dc_gain_pct: float = Field(ge=0, le=50, description="vertical (DC gain) accuracy, +/- % (taken of reading)")
+    timebase_ppm: float = Field(ge=0, le=10000, description="timebase / sample-clock accuracy, +/- ppm")
+    probe_pct: float = Field(ge=0, le=50, description="probe attenuation accuracy, +/- %")
+    load_pct: float = Field(ge=0, le=50, description="measurement load resistor tolerance, +/- %")
+    sources: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _sourced(self) -> ScopeAccuracy:
+        for key in ("dc_gain_pct", "timebase_ppm", "probe_pct", "load_pct"):
+            if not self.sources.get(key, "").strip():
+                raise ValueError(f"accuracy.sources['{key}'] is missing: every number must name its source")
+        return self
+
+
+class Calibration(_Strict):
+    """The instrument's calibration: certificate, date and due date."""
+
+    certificate: str = Field(min_length=1)
+    calibrated_on: date
+    due_on: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Calibration:
+        if self.due_on <= self.calibrated_on:
+            raise ValueError(f"calibration due_on {self.due_on} is not after calibrated_on {self.calibrated_on}")
+        return self
+
+    def overdue(self, today: date) -> bool:
+        return today > self.due_on
+
+
 class ScopeConfig(_Strict):
     driver: Literal["auto", "keysight_infiniivision"] = "auto"
     resource: str = Field(min_length=1, description="VISA resource string, or 'auto' on a simulated bench")
@@ -22,6 +58,8 @@ class ScopeConfig(_Strict):
     measure_channel: int = Field(default=1, ge=1, le=4, description="channel probing the measurement load")
     marker_channel: int = Field(default=2, ge=1, le=4, description="channel wired to the load box marker output")
     probe_attenuation: float = Field(default=10.0, gt=0, description="attenuation of the probe wired on it")
+    accuracy: ScopeAccuracy = Field(description="accuracy specification of scope, probe and load (uncertainty)")
+    calibration: Calibration = Field(description="the scope's calibration certificate and due date")
 
 
 class DutConfig(_Strict):

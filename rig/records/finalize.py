@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 STATUS_BY_EXIT = {0: "passed", 1: "failed", 2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests"}
 
 
-def finalize_bundle(results: ResultsLog, run_id: str, *, exitstatus: int) -> None:
+def finalize_bundle(results: ResultsLog, run_id: str, *, exitstatus: int) -> str:
+    """Build the documents, seal the bundle; returns the run's status."""
     status = STATUS_BY_EXIT.get(exitstatus, f"exit status {exitstatus}")
     try:
         from rig.report.bundle_documents import write_documents
@@ -29,3 +30,4 @@ def finalize_bundle(results: ResultsLog, run_id: str, *, exitstatus: int) -> Non
     chain = results.chain_head
     results.close()
     write_manifest(results.directory, run_id=run_id, simulated=results.simulated, chain=chain, status=status)
+    return status

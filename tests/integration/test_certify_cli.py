@@ -22,7 +22,7 @@ def certify(tmp_path: Path, *args: str, timeout_s: float = 300) -> subprocess.Co
 
 
 def records(tmp_path: Path) -> list[dict]:
-    (run,) = list((tmp_path / "results").iterdir())
+    (run,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
     return [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
 
 

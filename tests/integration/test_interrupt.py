@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _results(root: Path) -> list[dict]:
-    runs = list(root.iterdir()) if root.exists() else []
+    runs = [p for p in root.iterdir() if p.is_dir()] if root.exists() else []
     if not runs or not (runs[0] / "results.jsonl").exists():
         return []
     return [json.loads(line) for line in (runs[0] / "results.jsonl").read_text().splitlines() if line.strip()]
