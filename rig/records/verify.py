@@ -62,8 +62,20 @@ def verify_bundle(path: Path | str) -> BundleReport:
 
 def _verify(report: BundleReport) -> None:
     run_dir = report.path
+    if run_dir.is_file() and run_dir.suffix == ".jsonl":  # a chained log on its own, e.g. results/audit.jsonl
+        chain = check_chain(run_dir)
+        report.records = len(chain.records)
+        if not chain.intact:
+            report.fail(str(chain.problem))
+        elif chain.truncated:
+            report.outcome = Outcome.INCOMPLETE
+            report.notes.append(chain.truncated)
+        else:
+            report.notes.append(f"{run_dir.name}: all {len(chain.records)} chained records verify")
+        return
     if not run_dir.is_dir():
-        report.fail(f"{run_dir}: not a directory (expected an evidence bundle: a run directory under results/)")
+        report.fail(f"{run_dir}: not a directory (expected an evidence bundle, a run directory under results/, "
+                    "or a chained .jsonl log such as results/audit.jsonl)")
         return
     results = run_dir / RESULTS_FILE
     if not results.is_file():

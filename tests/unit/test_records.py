@@ -60,6 +60,20 @@ def test_a_continued_chain_picks_up_where_the_file_ends(tmp_path: Path) -> None:
     assert report.intact and [r["seq"] for r in report.records] == [0, 1, 2]
 
 
+def test_verify_checks_a_chained_log_on_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = ChainedLog(path, exclusive=False)
+    for n in range(4):
+        log.append({"event": "run_start", "run": n})
+    log.close()
+    assert verify_bundle(path).outcome is Outcome.VERIFIED
+    data = bytearray(path.read_bytes())
+    data[5] ^= 0x01
+    path.write_bytes(bytes(data))
+    report = verify_bundle(path)
+    assert report.outcome is Outcome.FAILED and "audit.jsonl line" in report.problems[0]
+
+
 def test_a_run_never_overwrites_an_earlier_one(tmp_path: Path) -> None:
     ResultsLog(tmp_path / "run", simulated=True).close()
     with pytest.raises(FileExistsError):
