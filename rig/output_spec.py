@@ -177,6 +177,7 @@ class LoadOutput:
     voltage_V: float
     peak_voltage_V: float  # largest |v - baseline| sample (overshoot included)
     compliance_limited: bool
+    net_charge_uC: float  # at compliance an asymmetric pulse's phases no longer balance
 
     @property
     def expected_voltage_V(self) -> float:
@@ -200,6 +201,7 @@ def load_output(rec: LoadRecord, set_amplitude_mA: float, device: DeviceModel) -
         voltage_V=level_V,
         peak_voltage_V=peak_excursion_V(rec.volts, baseline=a.baseline),
         compliance_limited=expected < set_amplitude_mA,
+        net_charge_uC=net_charge_uC(rec),
     )
 
 
@@ -410,6 +412,7 @@ class OutputSpecification:
                 f"expected_current_mA_{k}": out.expected_current_mA,
                 f"peak_voltage_V_{k}": out.peak_voltage_V,
                 f"compliance_limited_{k}": out.compliance_limited,
+                f"net_charge_uC_{k}": out.net_charge_uC,
             }
         row |= {
             "pulse_width_us": self.pulse_width_us,

@@ -73,10 +73,10 @@ class StimrigState:
             rig = self.load()
             self.log = ResultsLog(self.results_root / self.run_id, simulated=rig.simulated)
             context = run_context(operator=operator_name(self.operator), fixtures=rig.fixture_files())
-            cal = rig.config.scope.calibration
+            cal = rig.config.scope_calibration
             self.log.write(
                 "run_start", run_id=self.run_id, **rig.describe(), **context,
-                scope_accuracy=rig.config.scope.accuracy.model_dump(),
+                scope_accuracy=rig.config.scope_accuracy.model_dump(),
                 scope_calibration={"certificate": cal.certificate, "calibrated_on": str(cal.calibrated_on),
                                    "due_on": str(cal.due_on), "overdue": rig.calibration_overdue},
             )
@@ -282,10 +282,10 @@ class Recorder:
         from rig.uncertainty import expanded_uncertainty
 
         rig = self.state.load()
-        uncertainty = expanded_uncertainty(measurement.unit, float(value), rig.config.scope.accuracy)
+        uncertainty = expanded_uncertainty(measurement.unit, float(value), rig.config.scope_accuracy)
         mv = self.mset.take(measurement, value, uncertainty, **context)
         if rig.calibration_overdue:
-            mv.context["non_conforming"] = (f"scope calibration overdue since {rig.config.scope.calibration.due_on}: "
+            mv.context["non_conforming"] = (f"scope calibration overdue since {rig.config.scope_calibration.due_on}: "
                                             "this result is not conforming evidence")
         requirements = [measurement.requirement] if measurement.requirement else requirement_ids(self.item)
         self.state.results().write("measurement", test=self.item.nodeid, requirements=requirements, **mv.record())

@@ -107,7 +107,7 @@ class RigBench:
     def calibration_overdue(self) -> bool:
         """A real bench's scope past its calibration due date: its results are not conforming evidence.
         (A simulated bench's emulated scope has no calibration to lapse.)"""
-        return not self.simulated and self.config.scope.calibration.overdue(date.today())
+        return not self.simulated and self.config.scope_calibration.overdue(date.today())
 
     @property
     def clock(self) -> Clock:
@@ -146,7 +146,7 @@ class RigBench:
             from rig.instruments import open_scope
 
             self._scope = open_scope(self.config.scope.model_copy(update={"resource": self.scope_resource}))
-            cal = self.config.scope.calibration
+            cal = self.config.scope_calibration
             self._identified("scope", self.scope_resource, self._scope.identity(),
                              calibration={"certificate": cal.certificate, "calibrated_on": str(cal.calibrated_on),
                                           "due_on": str(cal.due_on), "overdue": self.calibration_overdue})

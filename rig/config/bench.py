@@ -58,8 +58,9 @@ class ScopeConfig(_Strict):
     measure_channel: int = Field(default=1, ge=1, le=4, description="channel probing the measurement load")
     marker_channel: int = Field(default=2, ge=1, le=4, description="channel wired to the load box marker output")
     probe_attenuation: float = Field(default=10.0, gt=0, description="attenuation of the probe wired on it")
-    accuracy: ScopeAccuracy = Field(description="accuracy specification of scope, probe and load (uncertainty)")
-    calibration: Calibration = Field(description="the scope's calibration certificate and due date")
+    # required in a bench file (BenchConfig checks); optional here so that a driver can be opened on its own
+    accuracy: ScopeAccuracy | None = Field(default=None, description="accuracy of scope, probe and load")
+    calibration: Calibration | None = Field(default=None, description="the scope's calibration and due date")
 
 
 class DutConfig(_Strict):
@@ -212,6 +213,10 @@ class BenchConfig(_Strict):
                 raise ValueError("a simulated bench uses load.kind: simulated (its relay box is served on a pty)")
             if self.radio is None:
                 raise ValueError("a simulated bench needs a 'radio' section: its DUT link runs through the link model")
+        for name in ("accuracy", "calibration"):
+            if getattr(self.scope, name) is None:
+                raise ValueError(f"scope.{name} is missing: verdicts are guard-banded with the scope's measurement "
+                                 "uncertainty and its calibration status (see fixtures/benches/sim.yaml)")
         if self.bystander is not None and self.bystander.scope_channel == self.scope.measure_channel:
             raise ValueError(
                 f"bystander.scope_channel {self.bystander.scope_channel} is the scope's measure_channel: the "
@@ -225,3 +230,13 @@ class BenchConfig(_Strict):
     @property
     def simulated(self) -> bool:
         return self.target == "sim"
+
+    @property
+    def scope_accuracy(self) -> ScopeAccuracy:
+        assert self.scope.accuracy is not None  # a validated bench file has it
+        return self.scope.accuracy
+
+    @property
+    def scope_calibration(self) -> Calibration:
+        assert self.scope.calibration is not None  # a validated bench file has it
+        return self.scope.calibration

@@ -41,7 +41,10 @@ def write_documents(results: ResultsLog) -> None:
     results.save_file(f"{SPEC_TABLE}.html", render_table_page(
         "Output specification (FDA PMS 510(k) attachment II)", fields, spec_rows, model=model,
         transpose=True).encode("utf-8"))
-    results.save_file("run.json", json.dumps(run_summary(model, results), indent=1, default=str).encode("utf-8"))
+    summary = run_summary(model, results)
+    summary["verdict"] = model.overall(uncovered=sum(r["status"] != "COVERED" for r in trace))
+    summary["requirements_proven"] = {"proven": sum(r["status"] == "COVERED" for r in trace), "of": len(trace)}
+    results.save_file("run.json", json.dumps(summary, indent=1, default=str).encode("utf-8"))
     figures = _figures(results.directory, model)
     page = render_report(model, trace=trace, untraced=untraced, spec_fields=fields, spec_rows=spec_rows,
                          figures=figures, requirements=requirements, run_dir=results.directory.name,

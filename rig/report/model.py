@@ -45,9 +45,11 @@ class RunModel:
     def non_conforming(self) -> bool:
         return bool((self.start.get("scope_calibration") or {}).get("overdue")) and not self.simulated
 
-    def overall(self) -> str:
-        """The run's verdict: INCOMPLETE (no run_end), FAIL (a test failed or errored), MARGINAL, PASS;
-        NON-CONFORMING on a real bench whose scope is past its calibration due date."""
+    def overall(self, uncovered: int = 0) -> str:
+        """The run's verdict, the first that applies: INCOMPLETE (the run did not end), NON-CONFORMING (a
+        real bench's scope past its calibration due date), FAIL (a test failed or errored, or the run was
+        interrupted), NO RESULT, NOT COVERED (``uncovered`` requirements no test of this run proved),
+        MARGINAL, PASS."""
         if self.end is None:
             return "INCOMPLETE"
         counts = self.verdict_counts()
@@ -57,6 +59,8 @@ class RunModel:
             return "FAIL"
         if not any(counts.get(v) for v in ("PASS", "MARGINAL")):
             return "NO RESULT"
+        if uncovered:
+            return "NOT COVERED"
         return "MARGINAL" if counts.get("MARGINAL") else "PASS"
 
     def tests_for(self, requirement: str) -> list[TestEntry]:

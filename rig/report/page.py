@@ -65,7 +65,8 @@ TABLE_PAGE = _ENV.from_string(HEAD + """
 REPORT = _ENV.from_string(HEAD + """
 <h1>stimrig certification report</h1>
 <p class="big">Verdict: <span class="verdict {{ overall | cls }}">{{ overall }}</span>
- &nbsp;({% for v, n in counts.items() %}{{ n }} {{ v }}{{ ", " if not loop.last }}{% endfor %})</p>
+ &nbsp;({% for v, n in counts.items() %}{{ n }} {{ v }}{{ ", " if not loop.last }}{% endfor %});
+ requirements proven by this run: {{ coverage[0] }} of {{ coverage[1] }}</p>
 {% if non_conforming %}<p class="banner">The scope's calibration was overdue (due {{ start.scope_calibration.due_on }}):
 every result of this run is NON-CONFORMING and is not evidence.</p>{% endif %}
 {% if overall == "INCOMPLETE" %}<p class="banner">The run did not finish: this report covers what it recorded.</p>{% endif %}
@@ -178,7 +179,9 @@ def render_report(model: RunModel, *, trace: list[dict[str, str]], untraced: lis
     start = {"git": {}, "packages": {}, "fixtures": {}, "scope_accuracy": {"sources": {}}, "command": [],
              "scope_calibration": {}, **model.start}
     return REPORT.render(
-        **_common(model, f"stimrig report {start.get('run_id')}"), overall=model.overall(),
+        **_common(model, f"stimrig report {start.get('run_id')}"),
+        overall=model.overall(uncovered=sum(r["status"] != "COVERED" for r in trace)),
+        coverage=(sum(r["status"] == "COVERED" for r in trace), len(trace)),
         counts=model.verdict_counts(), non_conforming=model.non_conforming, trace_gaps=gaps,
         marginal=[t.nodeid for t in model.tests.values() if t.verdict == "MARGINAL"], problems=model.problems,
         start=start, end=model.end, instruments=model.instruments, trace=trace, spec_fields=spec_fields,

@@ -56,7 +56,7 @@ class Segment:
     def pulse_in_progress(self, t_s: float) -> bool:
         if t_s < self.t_start_s or t_s >= self.t_end_s:
             return False
-        k = math.floor((t_s - self.t_start_s) / self.period_s)
+        k = max(0, math.floor((t_s - self.t_start_s) / self.period_s + 1e-9))  # as next_pulse_at_or_after
         return t_s - self.pulse_start_s(k) < self.pulse_width_s
 
 

@@ -68,15 +68,22 @@ def record(load_ohm: float, amplitude_V: float, *, single: bool, seed: int = 1, 
 
 
 def table(device: DeviceModel, prog: Program, *, set_mA: float, compliance_V: float = 120.0,
-          **spec_kw: Any) -> OutputSpecification:
-    """The row from the three single pulses and the train a constant-current stage set to ``set_mA`` gives."""
-    def volts(load_ohm: float) -> float:
-        return min(set_mA * load_ohm / 1000.0, compliance_V)
+          phase2_ratio: float | None = None, **spec_kw: Any) -> OutputSpecification:
+    """The row from the three single pulses and the train that a constant-current stage set to ``set_mA``
+    drives into each load: each phase's voltage is I x R, clipped at the compliance voltage. Phase 2's
+    current is ``phase2_ratio`` x phase 1's (default: charge-balanced, t1 / t2)."""
+    t1 = spec_kw.get("phase1_s", T1)
+    t2 = spec_kw.get("phase2_s", t1)
+    ratio = (t1 / t2 if t2 else 0.0) if phase2_ratio is None else phase2_ratio
 
-    pulses = [record(r, volts(r), single=True, seed=i, **dict(spec_kw)) for i, r in enumerate((500.0, 2000.0,
-                                                                                              10000.0))]
-    train = record(500.0, volts(500.0), single=False, seed=9, **dict(spec_kw))
-    return output_specification(program=prog, device=device, set_amplitude_mA=set_mA, pulses=pulses, train=train)
+    def rec(load_ohm: float, single: bool, seed: int) -> LoadRecord:
+        v1 = min(set_mA * load_ohm / 1000.0, compliance_V)
+        v2 = min(ratio * set_mA * load_ohm / 1000.0, compliance_V)
+        return record(load_ohm, v1, single=single, seed=seed, phase2_amplitude=v2 if t2 else None, **spec_kw)
+
+    pulses = [rec(r, True, i) for i, r in enumerate((500.0, 2000.0, 10000.0))]
+    return output_specification(program=prog, device=device, set_amplitude_mA=set_mA, pulses=pulses,
+                                train=rec(500.0, False, 9))
 
 
 @pytest.fixture(scope="module")
@@ -178,13 +185,17 @@ def test_asymmetric_balanced(cs4: DeviceModel) -> None:
     assert s.rms.phases_mA == pytest.approx(exact, rel=REL)
     assert s.rms.peak_formula_mA == pytest.approx(100.0 * math.sqrt(F * 1000e-6), rel=REL)
     assert s.current_density_peak_formula_mA_per_cm2 > s.current_density_mA_per_cm2
-    # 10 k: both phases hit the rail (120 V = 12 mA), so there the pulse is no longer balanced.
-    assert s.output_at(10000.0).current_mA == pytest.approx(12.0, rel=REL)
+    # 10 k: both phases hit the rail (120 V = 12 mA), so there the pulse is no longer balanced:
+    # 12 mA x 200 us - 12 mA x 800 us = -7.2 uC.
+    at_10k = s.output_at(10000.0)
+    assert at_10k.current_mA == pytest.approx(12.0, rel=REL)
+    assert at_10k.net_charge_uC == pytest.approx(-7.2, rel=0.02)
+    assert s.row()["net_charge_uC_10000ohm"] == pytest.approx(-7.2, rel=0.02)
 
 
 def test_unbalanced_net_charge(cs4: DeviceModel) -> None:
     """Phase 2 20 % short at the same amplitude (the charge_imbalance defect): 0.2 x 20 uC = 4 uC net."""
-    s = table(cs4, program(), set_mA=100.0, phase2_s=160e-6, phase2_amplitude=50.0)
+    s = table(cs4, program(), set_mA=100.0, phase2_s=160e-6, phase2_ratio=1.0)
     assert s.net_charge_uC_500ohm == pytest.approx(4.0, rel=0.02)
     assert s.net_charge_zero_by.startswith("n/a")
 
