@@ -103,8 +103,21 @@ def run_certify(
     args += extra
     reporter = ProgressReporter(console)
     exit_code = int(pytest.main(args, plugins=[reporter]))
+    _remove_if_nothing_ran(results_dir / run_id)
     _summarise(console, reporter, exit_code, results_dir / run_id)
     return exit_code
+
+
+def _remove_if_nothing_ran(run_dir: Path) -> None:
+    """A run stopped before its first record (bad input) leaves no directory behind: allure-pytest
+    creates its (empty) results folder when pytest starts."""
+    if (run_dir / "results.jsonl").exists() or not run_dir.is_dir():
+        return
+    if any(p.is_file() for p in run_dir.rglob("*")):
+        return
+    for sub in sorted(run_dir.rglob("*"), reverse=True):
+        sub.rmdir()
+    run_dir.rmdir()
 
 
 def _summarise(console: Console, rep: ProgressReporter, exit_code: int, run_dir: Path) -> None:

@@ -15,10 +15,11 @@ Fail-safe rules enforced here:
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -49,6 +50,7 @@ class StimrigState:
     catalogue: RequirementCatalogue | None = None
     operator: str | None = None
     identities_logged: set[str] = field(default_factory=set)
+    stopped_before_start: bool = False
 
     def requirements(self) -> RequirementCatalogue:
         """The requirement catalogue, validated once (FixtureError naming the file and field)."""
@@ -170,10 +172,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     try:
         catalogue = state.requirements()
     except FixtureError as exc:
-        pytest.exit(f"stimrig: {exc}", returncode=4)
+        _stop_before_start(state, f"stimrig: {exc}")
     traced = trace(catalogue, {i.nodeid: requirement_ids(i) for i in wants_bench})
     if traced.unknown:  # stops the run before it starts
-        pytest.exit(f"stimrig: {unknown_requirement_message(traced)}", returncode=4)
+        _stop_before_start(state, f"stimrig: {unknown_requirement_message(traced)}")
     for item in wants_bench:
         for marker, needed in (("sim_only", True), ("hw_only", False)):
             m = item.get_closest_marker(marker)
@@ -181,6 +183,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 reason = m.args[0] if m.args else m.kwargs.get("reason", "")
                 where = "a simulated" if needed else "a real (hw)"
                 item.add_marker(pytest.mark.skip(reason=f"needs {where} bench{': ' + reason if reason else ''}"))
+
+
+def _stop_before_start(state: StimrigState, message: str) -> NoReturn:
+    """Stop the session before any test (and so before any output), writing nothing: the message on
+    stderr too, since `stimrig certify` runs pytest without its terminal reporter."""
+    state.stopped_before_start = True
+    sys.stderr.write(message + "\n")
+    pytest.exit(message, returncode=4)
 
 
 def requirement_ids(item: pytest.Item) -> list[str]:
@@ -195,7 +205,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Record which requirements the tests about to run verify, and which they leave uncovered."""
     state = session.config.stash.get(STATE_KEY, None)
     items = [i for i in session.items if BENCH_FIXTURES & set(getattr(i, "fixturenames", ()))]
-    if state is None or not items or state.catalogue is None:
+    if state is None or not items or state.catalogue is None or state.stopped_before_start:
         return
     catalogue = state.catalogue
     traced = trace(catalogue, {i.nodeid: requirement_ids(i) for i in items})

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from typing import Any
 
+from rig.config.requirements import base_nodeid
 from rig.report.model import VERDICT_ORDER, RunModel
 from rig.results import SIMULATED_MARK
 
@@ -26,10 +28,19 @@ def traceability_rows(model: RunModel, catalogue: list[dict[str, Any]]) -> list[
         status = "NOT COVERED" if not tests else ("NOT PROVEN" if verdict not in ("PASS", "MARGINAL") else "COVERED")
         rows.append({
             "requirement": req["id"], "title": req["title"], "source": req["source"],
-            "acceptance": req["acceptance"], "tests": "; ".join(t.nodeid for t in tests),
+            "acceptance": req["acceptance"], "tests": "; ".join(_grouped(t.nodeid for t in tests)),
             "verdict": verdict, "status": status,
         })
     return rows
+
+
+def _grouped(nodeids: Iterable[str]) -> list[str]:
+    """Test functions with the number of their parametrised cases: ``path::test_x (16 cases)``."""
+    counts: dict[str, int] = {}
+    for nodeid in nodeids:
+        base = base_nodeid(nodeid)
+        counts[base] = counts.get(base, 0) + 1
+    return [f"{base} ({n} cases)" if n > 1 else base for base, n in counts.items()]
 
 
 def untraced_tests(model: RunModel) -> list[str]:
