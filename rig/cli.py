@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rig import __version__
+from rig.cli_bench import add_arguments as add_bench_arguments
 from rig.cli_fleet import add_arguments as add_fleet_arguments
 from rig.cli_sweep import add_arguments as add_sweep_arguments
 from rig.cli_validate import add_arguments as add_validate_arguments
@@ -67,6 +68,12 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     return run_fleet_command(args)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from rig.cli_bench import run_bench
+
+    return run_bench(args)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from rig.cli_verify import run_verify
 
@@ -123,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("verify", help="check an evidence bundle: results chain, manifest and seal")
     add_verify_arguments(r)
     r.set_defaults(func=cmd_verify)
+    b = sub.add_parser("bench", help="bench inventory: `stimrig bench check --bench FILE` lists every instrument")
+    add_bench_arguments(b)
+    b.set_defaults(func=cmd_bench)
     return parser
 
 

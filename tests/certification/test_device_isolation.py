@@ -16,7 +16,7 @@ import pytest
 
 from rig.measurements import Measurement
 from rig.procedures import acquisition, analyse, capture, plan_for, settle_time_s
-from tests.certification.conftest import OUTPUT_RUNNING, RUNNING_STATES
+from tests.certification.conftest import MEASUREMENT_LOAD_OHM, OUTPUT_RUNNING, RUNNING_STATES, load_named
 
 PROGRAM = "tens_hf"
 SOURCE = "IEC 60601-1 12.4: a command to one device must not change another device's output"
@@ -39,6 +39,8 @@ def test_commands_to_one_device_leave_another_unchanged(bench, dut, bystander, s
     cfg = bench.config.bystander
     low, high = device_model.safety.cutoff_test_amplitudes_mA
     every_channel = list(range(1, device_model.channels + 1))
+    # every DUT output into 500 ohm (the routed one too), so nothing trips while it is commanded
+    bench.load.connect(every_channel[0], load_named(bench, MEASUREMENT_LOAD_OHM))
 
     dut_before = snapshot(dut)
     bystander.start(program.id, [cfg.channel], low)
