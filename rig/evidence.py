@@ -12,7 +12,7 @@ import numpy as np
 from rig.capture import Capture
 from rig.results import SIMULATED_MARK, ResultsLog
 
-PLOT_POINTS = 4000
+PLOT_POINTS = 2000  # min/max pairs: two per pixel column of the 9-inch, 100 dpi plot
 
 
 
@@ -70,7 +70,7 @@ def capture_png(
     ax.grid(True, alpha=0.3)
     text = "\n".join(f"{k}: {v}" for k, v in labels.items())
     ax.text(1.01, 1.0, text, transform=ax.transAxes, va="top", fontsize=7, family="monospace")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.66, top=0.9, bottom=0.13)  # fixed: no layout pass (a second draw)
     buf = io.BytesIO()
     metadata = {"Software": "stimrig", "Title": title,
                 "Description": SIMULATED_MARK if simulated else "measured on a real bench"}

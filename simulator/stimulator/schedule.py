@@ -60,15 +60,18 @@ class Segment:
         return t_s - self.pulse_start_s(k) < self.pulse_width_s
 
 
-def _step(x: np.ndarray, tau_s: float) -> np.ndarray:
-    """First-order step response (0 before the edge)."""
-    out = np.zeros_like(x)
-    pos = x > 0
-    if tau_s > 0:
-        out[pos] = -np.expm1(-x[pos] / tau_s)
-    else:
-        out[pos] = 1.0
-    return out
+SETTLE_TAUS = 20.0  # an edge has settled after this many time constants (exp(-20) = 2e-9)
+
+
+def _add_step(out: np.ndarray, u: np.ndarray, edge_s: float, weight: float, tau_s: float) -> None:
+    """Add ``weight`` x the first-order step response to an edge at ``edge_s`` (0 before it) to
+    ``out`` at the ascending times ``u``: 1 - exp(-x/tau) while settling, then exactly 1."""
+    start = int(np.searchsorted(u, edge_s, side="right"))
+    settled = int(np.searchsorted(u, edge_s + SETTLE_TAUS * tau_s, side="right")) if tau_s > 0 else start
+    if settled > start:
+        out[start:settled] -= weight * np.expm1(-(u[start:settled] - edge_s) / tau_s)
+    if settled < u.size:
+        out[settled:] += weight
 
 
 class PulseSchedule:
@@ -129,33 +132,34 @@ class PulseSchedule:
                 continue
             i0 = max(0, math.ceil((seg.t_start_s - t0_s) / dt_s - 1e-12))
             i1 = n if math.isinf(seg.t_end_s) else min(n, math.ceil((seg.t_end_s - t0_s) / dt_s - 1e-12))
-            if i1 <= i0:
+            if i1 > i0:
+                self._render_segment(seg, out, t0_s, dt_s, i0, i1)
+        return out
+
+    def _render_segment(self, seg: Segment, out: np.ndarray, t0_s: float, dt_s: float, i0: int, i1: int) -> None:
+        """Add the segment's pulses to ``out[i0:i1]`` (samples at t0 + i*dt), pulse by pulse: only the
+        samples within a pulse or its settling tail carry current, so only those are computed."""
+        settle_s = seg.pulse_width_s + SETTLE_TAUS * self.tau_s
+        t_a, t_b = t0_s + i0 * dt_s, t0_s + (i1 - 1) * dt_s
+        k_first = max(0, math.floor((t_a - settle_s - seg.t_start_s) / seg.period_s))
+        k_last = math.floor((t_b - seg.t_start_s) / seg.period_s)
+        for k in range(k_first, k_last + 1):
+            t_pulse = seg.t_start_s + k * seg.period_s
+            j0 = max(i0, math.ceil((t_pulse - t0_s) / dt_s - 1e-12))
+            j1 = min(i1, math.ceil((t_pulse + settle_s - t0_s) / dt_s - 1e-12))
+            if j1 <= j0:
                 continue
-            t = t0_s + np.arange(i0, i1, dtype=np.float64) * dt_s
-            out[i0:i1] += self._render_segment(seg, t)
-        return out
+            u = (t0_s - t_pulse) + np.arange(j0, j1, dtype=np.float64) * dt_s  # ascending
+            amp = float(seg.envelope_mA(t_pulse))
+            out[j0:j1] += self._pulse_shape(seg, u, amp)
 
-    def _pulse_shape(self, seg: Segment, u: np.ndarray, amp: np.ndarray) -> np.ndarray:
-        """Current of one pulse of amplitude ``amp`` at ``u`` seconds after its start."""
-        p1, g, p2, tau = seg.phase1_s, seg.gap_s, seg.phase2_s, self.tau_s
-        i = amp * (_step(u, tau) - _step(u - p1, tau))
-        i -= amp * seg.phase2_ratio * (_step(u - p1 - g, tau) - _step(u - p1 - g - p2, tau))
+    def _pulse_shape(self, seg: Segment, u: np.ndarray, amp: float) -> np.ndarray:
+        """Current of one pulse of amplitude ``amp`` at ``u`` (ascending) seconds after its start: four
+        first-order edges; each is evaluated only where it is still settling (elsewhere it is 0 or 1)."""
+        p1, g, p2 = seg.phase1_s, seg.gap_s, seg.phase2_s
+        i = np.zeros_like(u)
+        for edge_s, weight in ((0.0, amp), (p1, -amp), (p1 + g, -amp * seg.phase2_ratio),
+                               (p1 + g + p2, amp * seg.phase2_ratio)):
+            if weight != 0.0:
+                _add_step(i, u, edge_s, weight, self.tau_s)
         return i
-
-    def _render_segment(self, seg: Segment, t: np.ndarray) -> np.ndarray:
-        out = np.zeros_like(t)
-        k = np.maximum(np.floor((t - seg.t_start_s) / seg.period_s), 0.0)
-        t_pulse = seg.t_start_s + k * seg.period_s
-        u = t - t_pulse
-        # Only samples within a pulse (plus its settling tail) carry current: compute just those.
-        settle_s = seg.pulse_width_s + 20 * self.tau_s
-        active = np.flatnonzero(u < settle_s)
-        if active.size:
-            out[active] = self._pulse_shape(seg, u[active], seg.envelope_mA(t_pulse[active]))
-        # Tail of the previous pulse, only when a period is barely longer than a pulse.
-        if seg.period_s < settle_s:
-            prev = np.flatnonzero(k >= 1)
-            if prev.size:
-                tp = t_pulse[prev] - seg.period_s
-                out[prev] += self._pulse_shape(seg, u[prev] + seg.period_s, seg.envelope_mA(tp))
-        return out
