@@ -1,22 +1,34 @@
 """IEEE 488.2 definite-length block reader: ``#<n><length><data>\\n``, read by length, fast.
 
 Binary data contains 0x0A, so the data is never read up to a termination character: the session's
-termination character is switched off while the block is read and the data is fetched with as few
-large VISA reads as the transport allows (usually one). The bytes pyvisa returns are handed back
-as they are when one read delivered everything (no copy here), otherwise joined once.
+termination character is switched off while the block is read (VI_ATTR_TERMCHAR_EN, a public VISA
+attribute) and the data is fetched by count, in reads of at most ``READ_CHUNK_BYTES``. A block that
+arrives in one read is handed back as pyvisa returned it (no copy here); a larger one is copied
+chunk by chunk into one buffer allocated once, so a capture is never held in more than the
+returned buffer plus one chunk (pyvisa-py's working copies of that chunk included), and each chunk
+is one VISA read with its own timeout: a transfer that keeps flowing is never cut short by the I/O
+timeout, a transfer that stalls is.
 
-Every malformed reply ends in an InstrumentError saying exactly what was wrong, and leaves no
-stale bytes of that reply behind to poison the next query.
+Every malformed reply ends in an InstrumentError naming the instrument and the command and saying
+exactly what was wrong and what was expected; any of the reply still waiting (or arriving just
+after) is dropped, so it cannot poison the next query.
 """
 
 from __future__ import annotations
 
 from pyvisa.resources import MessageBasedResource
 
-from rig.errors import InstrumentError
+from rig.errors import InstrumentError, StimrigError
 from rig.instruments.visa import describe_failure, discard_pending, raw_reads, read_raw_chunk, timeout_of
 
 MAX_BLOCK_BYTES = 1 << 30  # refuse headers declaring more than 1 GiB
+# One VISA read. pyvisa-py's socket session holds up to ~3 working copies of a read while it runs,
+# so this bounds the transient memory above the returned buffer; large enough that the per-read
+# overhead (a few attribute look-ups) is negligible against the 4 KiB recv() calls inside.
+READ_CHUNK_BYTES = 1 << 18
+# The data buffer is allocated up front only up to this size; beyond it, it grows as data arrives
+# (a corrupted header declaring ~1 GB must not allocate and zero 1 GB before anything came in).
+PREALLOCATE_MAX_BYTES = 64 << 20
 _PREVIEW_BYTES = 48
 _EXPECTED = "an IEEE 488.2 definite-length block '#<n><length><data>' followed by '\\n'"
 
@@ -28,12 +40,18 @@ def read_definite_block(
 
     Returns exactly the declared data bytes. Raises InstrumentError on stray bytes before '#', a
     non-digit count or length, an indefinite '#0' block, a declared length above ``max_bytes``, a
-    truncated block (timeout or connection closed mid-block), a missing terminator or an over-long
-    block (bytes after the declared data or after the terminator).
+    truncated block (timeout or connection closed mid-block), a missing terminator, an over-long
+    block (bytes after the declared data or after the terminator), or a session that cannot be
+    read at all (closed).
     """
-    reader = _BlockReader(resource, instrument, command)
-    with raw_reads(resource):
-        return reader.read_block(max_bytes)
+    try:
+        reader = _BlockReader(resource, instrument, command)
+        with raw_reads(resource):
+            return reader.read_block(max_bytes)
+    except StimrigError:
+        raise
+    except Exception as exc:  # e.g. InvalidSession: the resource was closed
+        raise InstrumentError(instrument, command, describe_failure(exc, None), _EXPECTED) from exc
 
 
 def _preview(data: bytes, total: int | None = None) -> str:
@@ -52,33 +70,37 @@ class _BlockReader:
     def _error(self, problem: str, expected: str = _EXPECTED) -> InstrumentError:
         return InstrumentError(self._instrument, self._command, problem, expected)
 
-    def _read(self, count: int) -> bytes:
-        """One VISA read of at most ``count`` bytes (may return fewer)."""
-        return read_raw_chunk(self._resource, count)
-
-    def _collect(self, count: int) -> tuple[list[bytes], int, Exception | None]:
-        """Read until ``count`` bytes arrived, the read fails or the message ends (an empty read)."""
-        chunks: list[bytes] = []
-        got = 0
-        while got < count:
-            try:
-                chunk = self._read(count - got)
-            except Exception as exc:  # timeout, connection closed: pyvisa and OSError alike
-                return chunks, got, exc
-            if not chunk:
-                break
-            chunks.append(chunk)
-            got += len(chunk)
-        return chunks, got, None
+    def _read_some(self, count: int) -> tuple[bytes, Exception | None]:
+        """One VISA read of at most ``count`` bytes: (bytes, None) -- b'' when the message ended --
+        or (b'', the failure: timeout, connection closed, pyvisa and OSError alike)."""
+        try:
+            return read_raw_chunk(self._resource, count), None
+        except Exception as exc:
+            return b"", exc
 
     def _why_short(self, exc: Exception | None) -> str:
         if exc is None:
             return "the instrument ended the message"
         return describe_failure(exc, self._timeout_s)
 
+    def _truncated(self, problem: str, exc: Exception | None) -> InstrumentError:
+        """The error for a reply that stopped early, after dropping whatever of it is waiting."""
+        discard_pending(self._resource, device_clear=True)
+        error = self._error(problem)
+        error.__cause__ = exc
+        return error
+
     def _exactly(self, count: int, what: str, so_far: bytes = b"") -> bytes:
-        """``count`` bytes, else InstrumentError saying how much of ``what`` arrived."""
-        chunks, got, exc = self._collect(count)
+        """``count`` (a few) bytes, else InstrumentError saying how much of ``what`` arrived."""
+        chunks: list[bytes] = []
+        got = 0
+        exc: Exception | None = None
+        while got < count:
+            chunk, exc = self._read_some(count - got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
         if got == count:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
         received = so_far + b"".join(chunks)
@@ -86,7 +108,7 @@ class _BlockReader:
             problem = f"truncated {what}: got {_preview(received)} ({self._why_short(exc)})"
         else:
             problem = self._why_short(exc)
-        raise self._error(problem) from exc
+        raise self._truncated(problem, exc)
 
     def _stray(self, received: bytes, problem: str, expected: str) -> InstrumentError:
         """The error for a malformed reply, after dropping the rest of it (shown in the message)."""
@@ -123,22 +145,38 @@ class _BlockReader:
     def _data(self, length: int) -> bytes | memoryview:
         if length == 0:
             return b""
-        chunks, got, exc = self._collect(length)
+        chunk, exc = self._read_some(min(length, READ_CHUNK_BYTES))
+        if len(chunk) == length:
+            return chunk  # the common small case: one read delivered it all, no copy here
+        # The buffer is preallocated once a chunk's worth has arrived (at once, normally); until then
+        # a reply that stalls (most likely truncated) only gets memory for what actually came.
+        buffer = bytearray()
+        got = 0
+        while chunk:
+            if len(buffer) < READ_CHUNK_BYTES <= got + len(chunk):
+                grown = bytearray(min(length, PREALLOCATE_MAX_BYTES))
+                grown[:got] = buffer
+                buffer = grown
+            buffer[got : got + len(chunk)] = chunk  # in place, or grows the buffer past the preallocation
+            got += len(chunk)
+            chunk = b""  # released before the next read: one chunk alive at a time
+            if got >= length:
+                break
+            chunk, exc = self._read_some(min(length - got, READ_CHUNK_BYTES))
         if got < length:
-            raise self._error(f"truncated block: got {got} of {length} bytes ({self._why_short(exc)})") from exc
-        if len(chunks) == 1:
-            return chunks[0]  # the common case: one read delivered it all, no copy here
-        return memoryview(b"".join(chunks))
+            del buffer
+            raise self._truncated(f"truncated block: got {got} of {length} bytes ({self._why_short(exc)})", exc)
+        return memoryview(buffer)
 
     def _terminator(self, length: int) -> None:
-        chunks, _got, exc = self._collect(1)
-        if not chunks:
-            raise self._error(
-                f"missing terminator: no '\\n' after the {length} data bytes ({self._why_short(exc)})"
-            ) from exc
-        if chunks[0] != b"\n":
+        end, exc = self._read_some(1)
+        if not end:
+            raise self._truncated(
+                f"missing terminator: no '\\n' after the {length} data bytes ({self._why_short(exc)})", exc
+            )
+        if end != b"\n":
             raise self._stray(
-                chunks[0],
+                end,
                 f"over-long block: more bytes than the {length} declared where the '\\n' terminator belongs",
                 f"'\\n' right after the {length} declared data bytes",
             )

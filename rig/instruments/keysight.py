@@ -55,6 +55,10 @@ def _num(value: float) -> str:
     return f"{value:.9g}"
 
 
+# NR1 / NR2 / NR3 numeric response data (ASCII digits only)
+_PREAMBLE_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 @dataclass(frozen=True)
 class Preamble:
     """The 10 fields of ``:WAVeform:PREamble?``."""
@@ -72,22 +76,30 @@ class Preamble:
 
     @classmethod
     def parse(cls, reply: str, *, instrument: str, command: str = ":WAVeform:PREamble?") -> Preamble:
+        """The preamble in ``reply``; InstrumentError (naming ``instrument`` and ``command``) for the
+        wrong number of fields, a field that is not a decimal number (NR1/NR2/NR3: no '1_0', no
+        non-ASCII digits, no 'nan'), a non-integer or out-of-range integer field, or an implausible
+        value. A long garbage reply is shown abbreviated in the message."""
+        shown = repr(reply) if len(reply) <= 200 else f"{reply[:200]!r}... ({len(reply)} characters)"
         fields = [f.strip() for f in reply.strip().split(",")]
         if len(fields) != _PREAMBLE_FIELDS:
             raise InstrumentError(
-                instrument, command, f"preamble has {len(fields)} fields: {reply!r}", _PREAMBLE_EXPECTED
+                instrument, command, f"preamble has {len(fields)} fields: {shown}", _PREAMBLE_EXPECTED
             )
         try:
+            for f in fields:
+                if not _PREAMBLE_NUMBER.fullmatch(f):
+                    raise ValueError(f"{f[:40]!r} is not a decimal number")
             ints = [_integer(f) for f in fields[:4]]
             floats = [float(f) for f in fields[4:]]
-        except ValueError as exc:
+            preamble = cls(*ints, *floats)  # type: ignore[arg-type]
+            problem = preamble._implausible()
+        except (ValueError, OverflowError) as exc:  # OverflowError: an integer too large for a float
             raise InstrumentError(
-                instrument, command, f"unparsable preamble {reply!r} ({exc})", _PREAMBLE_EXPECTED
+                instrument, command, f"unparsable preamble {shown} ({exc})", _PREAMBLE_EXPECTED
             ) from exc
-        preamble = cls(*ints, *floats)  # type: ignore[arg-type]
-        problem = preamble._implausible()
         if problem:
-            raise InstrumentError(instrument, command, f"{problem} in preamble {reply!r}", _PREAMBLE_EXPECTED)
+            raise InstrumentError(instrument, command, f"{problem} in preamble {shown}", _PREAMBLE_EXPECTED)
         return preamble
 
     def _implausible(self) -> str:

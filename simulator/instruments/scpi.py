@@ -421,20 +421,24 @@ class ScpiExecutor:
 # --------------------------------------------------------------------------------------------
 # Program data helpers (raise ScpiError; handlers call them)
 
+_DIGITS = frozenset("0123456789")
 _MULTIPLIERS = {"": 1.0, "P": 1e-12, "N": 1e-9, "U": 1e-6, "M": 1e-3, "K": 1e3, "MA": 1e6, "G": 1e9, "T": 1e12}
 
 
 def _scan_decimal(text: str) -> int:
-    """Length of the longest decimal-numeric prefix of ``text`` (0 if none)."""
+    """Length of the longest decimal-numeric prefix of ``text`` (0 if none).
+
+    ASCII digits only: ``str.isdigit`` also accepts '¹²³' (every latin-1 byte decodes to a
+    character), which ``float`` then refuses."""
     i, n = 0, len(text)
     if i < n and text[i] in "+-":
         i += 1
     digits = 0
-    while i < n and text[i].isdigit():
+    while i < n and text[i] in _DIGITS:
         i, digits = i + 1, digits + 1
     if i < n and text[i] == ".":
         i += 1
-        while i < n and text[i].isdigit():
+        while i < n and text[i] in _DIGITS:
             i, digits = i + 1, digits + 1
     if digits == 0:
         return 0
@@ -443,7 +447,7 @@ def _scan_decimal(text: str) -> int:
         if j < n and text[j] in "+-":
             j += 1
         k = j
-        while k < n and text[k].isdigit():
+        while k < n and text[k] in _DIGITS:
             k += 1
         if k > j:
             i = k
@@ -506,7 +510,10 @@ def parse_bool(text: str) -> bool:
     if t == "OFF":
         return False
     if _scan_decimal(t) == len(t):
-        return round(float(t)) != 0
+        value = float(t)
+        if not math.isfinite(value):  # '1E400': round() would raise OverflowError
+            raise ScpiError(-123)
+        return round(value) != 0
     raise ScpiError(-224)
 
 
