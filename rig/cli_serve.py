@@ -6,10 +6,17 @@ import argparse
 import signal
 import threading
 import time
+from typing import TYPE_CHECKING
 
-from rig.config.loader import FIXTURES_DIR, load_bench, load_device, load_programs
+from rig.config.bench import BenchConfig
+from rig.config.loader import FIXTURES_DIR, load_bench, load_device, load_programs, resolve_fixture
 from rig.errors import StimrigError
 from rig.protocol.messages import StartRequest
+
+if TYPE_CHECKING:
+    from simulator.instruments.scope_model import ScopeModel
+
+DEFAULT_SCOPE_MODEL = "fixtures/instruments/keysight_dsox3034t.yaml"  # SimulatorConfig.scope_model's default
 
 
 def _parse_start(spec: str) -> tuple[str, int, float | None]:
@@ -24,6 +31,20 @@ def _parse_start(spec: str) -> tuple[str, int, float | None]:
     return parts[0], channel, amplitude
 
 
+def _scope_model_and_port(config: BenchConfig, requested_port: int | None) -> tuple[ScopeModel, int | None]:
+    """The emulated scope's model fixture, and the port to serve it on: the one asked for, except that
+    the CLI's default (the Keysight raw-socket port 5025) becomes the model's own raw-socket port
+    (5555 for a Rigol DS1000Z)."""
+    from simulator.instruments.scope_model import load_scope_model
+    from simulator.instruments.serve import KEYSIGHT_RAW_SOCKET_PORT, raw_socket_port
+
+    sim = config.simulator
+    model = load_scope_model(resolve_fixture(sim.scope_model if sim else DEFAULT_SCOPE_MODEL, config.path))
+    if requested_port == KEYSIGHT_RAW_SOCKET_PORT:
+        return model, raw_socket_port(model)
+    return model, requested_port  # None: the bench file's simulator.scope_port
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from simulator.bench import VirtualBench
     from simulator.stimulator.firmware import Refusal
@@ -35,20 +56,22 @@ def run_serve(args: argparse.Namespace) -> int:
         device = load_device(config.device)
         programs = load_programs()
         start = _parse_start(args.start) if args.start else None
+        scope_model, scope_port = _scope_model_and_port(config, args.port)
         vbench = VirtualBench(config, device, programs, fault=args.fault, realtime=args.realtime,
-                              scope_port=args.port, bind=args.bind)
+                              scope_port=scope_port, bind=args.bind)
     except StimrigError as exc:
         print(f"stimrig serve: {exc}")
         return 2
     try:
         res = vbench.start()
     except OSError as exc:
-        print(f"stimrig serve: cannot listen on {args.bind or '127.0.0.1'}:{args.port}: {exc} (try --port 0)")
+        print(f"stimrig serve: cannot listen on {args.bind or '127.0.0.1'}:{scope_port}: {exc} (try --port 0)")
         return 2
     try:
         print(f"stimrig virtual bench ({'real-time' if vbench.realtime else 'virtual time'}), seed {config.seed}"
               + (f", fault {vbench.fault}" if vbench.fault else "") + "  [SIMULATED]")
-        print(f"  oscilloscope (Keysight SCPI socket): {res.scope_resource}")
+        ident = scope_model.identity
+        print(f"  oscilloscope ({ident.manufacturer} {ident.model}, raw SCPI socket): {res.scope_resource}")
         print(f"  stimulator {device.model} serial port (controller radio bridge): {res.dut_port}")
         print(f"  RF attenuator (Mini-Circuits RCDAT telnet commands) in the radio path: {res.attenuator_resource}")
         print(f"  relay load box serial port: {res.loadbox_port} (loads: {', '.join(vbench.loadbox.loads())})")

@@ -172,11 +172,12 @@ class VirtualBench:
 
     # ---- lifecycle ----------------------------------------------------------------------------
     def start(self) -> SimResources:
-        from simulator.instruments.serve import serve_keysight
+        from simulator.instruments.serve import serve_scope
 
         port = self.device_server.start()
         loadbox_port = self.loadbox_server.start()
-        self._scope_server = serve_keysight(self, self.scope_model_path, self.bind, self.scope_port)
+        # the emulator the scope model fixture names (Rigol DS1000Z or Keysight InfiniiVision)
+        self._scope_server = serve_scope(self, self.scope_model_path, self.bind, self.scope_port)
         resource = f"TCPIP0::{self.bind}::{self._scope_server.port}::SOCKET"
         self._attenuator_server = serve_attenuator(host=self.bind, port=0, on_change=self._attenuation_changed)
         self._attenuator_server.instrument.execute(f":SETATT={self.power_on_attenuation_dB:g}")

@@ -51,7 +51,7 @@ class Calibration(_Strict):
 
 
 class ScopeConfig(_Strict):
-    driver: Literal["auto", "keysight_infiniivision"] = "auto"
+    driver: Literal["auto", "keysight_infiniivision", "rigol_ds1000z"] = "auto"
     resource: str = Field(min_length=1, description="VISA resource string, or 'auto' on a simulated bench")
     visa_library: str = Field(default="@py", description="pyvisa backend: '@py' or a VISA library path")
     timeout_s: float = Field(default=5.0, gt=0, le=600)

@@ -9,7 +9,7 @@ from pyvisa.resources import MessageBasedResource
 
 from rig.config.bench import AUTO, ScopeConfig
 from rig.errors import InstrumentError
-from rig.instruments import keysight
+from rig.instruments import keysight, rigol
 from rig.instruments.visa import ScpiSession, open_resource
 from rig.interfaces import InstrumentIdentity, Oscilloscope
 
@@ -30,12 +30,22 @@ def _keysight(resource: MessageBasedResource, name: str, identity: InstrumentIde
     return keysight.KeysightInfiniiVision(resource, name, identity=identity)
 
 
+def _rigol(resource: MessageBasedResource, name: str, identity: InstrumentIdentity) -> Oscilloscope:
+    return rigol.RigolDS1000Z(resource, name, identity=identity)
+
+
 SCOPE_FAMILIES: tuple[ScopeFamily, ...] = (
     ScopeFamily(
         key="keysight_infiniivision",
         description=f"{keysight.FAMILY} (*IDN? 'KEYSIGHT TECHNOLOGIES,DSOX3034T,...')",
         matches=keysight.matches,
         factory=_keysight,
+    ),
+    ScopeFamily(
+        key="rigol_ds1000z",
+        description=f"{rigol.FAMILY} (*IDN? 'RIGOL TECHNOLOGIES,DS1104Z,...')",
+        matches=rigol.matches,
+        factory=_rigol,
     ),
 )
 

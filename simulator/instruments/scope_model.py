@@ -96,7 +96,45 @@ class Defaults(_Strict):
     sweep: Literal["AUTO", "NORMal"] = "AUTO"
 
 
-SOURCED_SECTIONS = ("vertical", "horizontal", "acquisition", "trigger", "defaults")
+class ChannelMode(_Strict):
+    """Acquisition limits while ``up_to_channels`` channels (any of them) are on: scopes such as the
+    Rigol DS1000Z share one ADC among the channels that are on, whichever they are."""
+
+    up_to_channels: int = Field(ge=1, le=8)
+    max_sample_rate_Sa_per_s: float = Field(gt=0)
+    memory_depths_pts: tuple[int, ...] = Field(min_length=1, description=":ACQuire:MDEPth choices, ascending")
+
+    @model_validator(mode="after")
+    def _ascending(self) -> ChannelMode:
+        depths = self.memory_depths_pts
+        if any(d <= 0 for d in depths) or list(depths) != sorted(set(depths)):
+            raise ValueError("memory_depths_pts must be positive and strictly ascending")
+        return self
+
+
+class ScreenCodes(_Strict):
+    """Waveform codes tied to the graticule (Rigol DS1000Z): ``codes_per_division`` codes per vertical
+    division, the screen centre at ``centre_code`` (the preamble's yreference), codes
+    ``min_code``..``max_code``; NORMal mode returns the ``screen_points`` of the screen; one memory read
+    (:WAVeform:DATA? in RAW mode) returns at most ``max_read_points_*`` points."""
+
+    codes_per_division: int = Field(ge=1)
+    centre_code: int = Field(ge=0)
+    min_code: int = Field(ge=0)
+    max_code: int = Field(ge=1)
+    screen_points: int = Field(ge=1)
+    max_read_points_byte: int = Field(ge=1)
+    max_read_points_word: int = Field(ge=1)
+    max_read_points_ascii: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScreenCodes:
+        if not self.min_code <= self.centre_code <= self.max_code:
+            raise ValueError("centre_code must lie between min_code and max_code")
+        return self
+
+
+SOURCED_SECTIONS = ("vertical", "horizontal", "acquisition", "trigger", "defaults", "channel_modes", "screen_codes")
 
 
 class ScopeModel(_Strict):
@@ -108,6 +146,10 @@ class ScopeModel(_Strict):
     acquisition: Acquisition
     trigger: Trigger
     defaults: Defaults
+    channel_modes: dict[str, ChannelMode] | None = Field(
+        default=None, description="limits by number of channels on (scopes that share the ADC that way)"
+    )
+    screen_codes: ScreenCodes | None = Field(default=None, description="graticule-tied waveform codes")
     sources: dict[str, str] = Field(description="for every numeric field: the document it comes from")
 
     @model_validator(mode="after")
@@ -123,6 +165,26 @@ class ScopeModel(_Strict):
         if not h.min_scale_s_per_div <= self.defaults.time_scale_s_per_div <= h.max_scale_s_per_div:
             raise ValueError("defaults.time_scale_s_per_div is outside the horizontal scale range")
         return self
+
+    @model_validator(mode="after")
+    def _channel_modes_cover_the_channels(self) -> ScopeModel:
+        if self.channel_modes is not None:
+            modes = sorted(self.channel_modes.values(), key=lambda m: m.up_to_channels)
+            if not modes or modes[-1].up_to_channels < self.vertical.channels:
+                raise ValueError("channel_modes must cover every channel of the scope")
+            if len({m.up_to_channels for m in modes}) != len(modes):
+                raise ValueError("channel_modes: two modes for the same number of channels")
+        return self
+
+    def channel_mode(self, channels_on: int) -> ChannelMode:
+        """The channel mode in force with ``channels_on`` channels on (at least one counts); needs
+        ``channel_modes``."""
+        if self.channel_modes is None:
+            raise ValueError("this scope model has no channel_modes")
+        for mode in sorted(self.channel_modes.values(), key=lambda m: m.up_to_channels):
+            if max(1, channels_on) <= mode.up_to_channels:
+                return mode
+        raise ValueError(f"no channel mode for {channels_on} channels")
 
     def source_of(self, key: str) -> str:
         return self.sources.get(key, "unsourced")
@@ -148,6 +210,7 @@ class ScopeModel(_Strict):
 
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "fixtures" / "instruments" / "keysight_dsox3034t.yaml"
+RIGOL_DS1104Z_MODEL_PATH = DEFAULT_MODEL_PATH.with_name("rigol_ds1104z.yaml")
 
 
 def load_scope_model(path: Path | str | None = None) -> ScopeModel:

@@ -304,11 +304,11 @@ def test_open_scope_honours_a_forced_driver(keysight: tuple[FakeKeysight, FakeSc
 
 def test_idn_matching_no_driver(keysight: tuple[FakeKeysight, FakeScpiServer]) -> None:
     fake, server = keysight
-    fake.idn = "RIGOL TECHNOLOGIES,DS1104Z,DS1ZA0000001,00.04.04"
+    fake.idn = "TEKTRONIX,MSO44,C012345,CF:91.1CT FV:1.0"
     with pytest.raises(InstrumentError) as info:
         open_scope(ScopeConfig(resource=server.resource, timeout_s=2))
     _assert_names(info.value, server.resource, "*IDN?")
-    assert "DS1104Z" in str(info.value) and "keysight_infiniivision" in str(info.value)
+    assert "MSO44" in str(info.value) and "keysight_infiniivision" in str(info.value)
     assert "InfiniiVision" in str(info.value)
 
 
