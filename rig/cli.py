@@ -103,7 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="start the virtual bench for external tools and print its addresses")
     _add_bench_args(s)
-    s.add_argument("--port", type=int, default=5025, help="scope SCPI socket port (default 5025; 0 = any free)")
+    s.add_argument("--port", type=int, default=None,
+                   help="scope raw SCPI socket port (default: the model's own, 5025 Keysight, 5555 Rigol; 0: free)")
+    s.add_argument("--portmapper-port", type=int, default=None,
+                   help="VXI-11 portmapper port (default 111, the standard, if it can be bound, else a free one)")
     s.add_argument("--bind", default=None, help="address to listen on (default 127.0.0.1)")
     mode = s.add_mutually_exclusive_group()
     mode.add_argument("--realtime", dest="realtime", action="store_true", default=True,

@@ -46,6 +46,8 @@ class SimResources:
     loadbox_port: str
     attenuator_resource: str
     bystander_port: str | None = None
+    scope_vxi11_resource: str | None = None  # the same scope over VXI-11 (TCPIP0::host::inst0::INSTR)
+    portmapper_port: int | None = None  # where that VXI-11 server's portmapper listens
 
 
 class _LoadVoltage:
@@ -114,6 +116,7 @@ class VirtualBench:
         realtime: bool | None = None,
         scope_port: int | None = None,
         bind: str | None = None,
+        portmapper_port: int | None = None,
     ) -> None:
         sim = config.simulator
         self.config = config
@@ -122,6 +125,8 @@ class VirtualBench:
         self.realtime = realtime if realtime is not None else (sim.realtime if sim else False)
         self.bind = bind or (sim.bind if sim else "127.0.0.1")
         self.scope_port = scope_port if scope_port is not None else (sim.scope_port if sim else 0)
+        self.portmapper_port = portmapper_port if portmapper_port is not None else (
+            sim.vxi11_portmapper_port if sim else 0)
         self.scope_model_path = resolve_fixture(
             sim.scope_model if sim else "fixtures/instruments/keysight_dsox3034t.yaml", config.path
         )
@@ -168,29 +173,40 @@ class VirtualBench:
             self.bystander.server.neighbours.append((self.firmware, self.radio))
         self.loadbox_server = PtyLoadBoxServer(self.clock, self.loadbox)
         self._scope_server: Any = None
+        self._vxi11_server: Any = None
         self.resources: SimResources | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------------
     def start(self) -> SimResources:
-        from simulator.instruments.serve import serve_scope
+        from simulator.instruments.serve import make_scope
+        from simulator.instruments.socket_server import ScpiSocketServer
+        from simulator.instruments.vxi11 import Vxi11Server
 
         port = self.device_server.start()
         loadbox_port = self.loadbox_server.start()
-        # the emulator the scope model fixture names (Rigol DS1000Z or Keysight InfiniiVision)
-        self._scope_server = serve_scope(self, self.scope_model_path, self.bind, self.scope_port)
+        # the emulator the scope model fixture names (Rigol DS1000Z or Keysight InfiniiVision), on its raw
+        # SCPI socket and over VXI-11, one program message at a time across both
+        scope = make_scope(self, self.scope_model_path)
+        self._scope_server = ScpiSocketServer(scope.session, host=self.bind, port=self.scope_port).start()
         resource = f"TCPIP0::{self.bind}::{self._scope_server.port}::SOCKET"
+        self._vxi11_server = Vxi11Server(scope.session, host=self.bind, portmapper_port=self.portmapper_port,
+                                         lock=self._scope_server.lock).start()
         self._attenuator_server = serve_attenuator(host=self.bind, port=0, on_change=self._attenuation_changed)
         self._attenuator_server.instrument.execute(f":SETATT={self.power_on_attenuation_dB:g}")
         self.resources = SimResources(
             scope_resource=resource, dut_port=port, loadbox_port=loadbox_port,
             attenuator_resource=self._attenuator_server.resource(),
             bystander_port=self.bystander.server.start() if self.bystander is not None else None,
+            scope_vxi11_resource=self._vxi11_server.resource(), portmapper_port=self._vxi11_server.portmapper_port,
         )
         return self.resources
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):
             self.emergency_stop_outputs()
+        if self._vxi11_server is not None:
+            self._vxi11_server.stop()
+            self._vxi11_server = None
         if self._scope_server is not None:
             self._scope_server.stop()
             self._scope_server = None

@@ -130,6 +130,12 @@ class RigBench:
     def scope_resource(self) -> str:
         self.start()
         if self.config.scope.resource == AUTO:
+            sim = self.config.simulator
+            if sim is not None and sim.scope_transport == "vxi11":
+                from rig.instruments.vxi11_port import use_portmapper_port
+
+                use_portmapper_port(int(self.virtual.resources.portmapper_port))
+                return str(self.virtual.resources.scope_vxi11_resource)
             return str(self.virtual.resources.scope_resource)
         return self.config.scope.resource
 

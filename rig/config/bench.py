@@ -166,6 +166,13 @@ class SimulatorConfig(_Strict):
     scope_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port")
     scope_model: str = "fixtures/instruments/keysight_dsox3034t.yaml"
     fault: str | None = Field(default=None, description="name of a seeded firmware defect to inject")
+    vxi11_portmapper_port: int = Field(
+        default=0, ge=0, le=65535,
+        description="port of the VXI-11 portmapper serving the emulated scope (111 is the standard, 0 a free port)",
+    )
+    scope_transport: Literal["socket", "vxi11"] = Field(
+        default="socket", description="how the rig reaches the emulated scope: raw SCPI socket or VXI-11 (INSTR)"
+    )
     realtime: bool = False
 
 

@@ -39,3 +39,9 @@ def serve_scope(host: ScopeHost, model_path: Path | str, bind: str, port: int) -
     """The emulator the fixture's identity names (Rigol DS1000Z, else Keysight InfiniiVision)."""
     serve = serve_rigol if is_rigol(load_scope_model(model_path)) else serve_keysight
     return serve(host, model_path, bind, port)
+
+
+def make_scope(host: ScopeHost, model_path: Path | str) -> KeysightInfiniiVision | RigolDS1000Z:
+    """The emulator the fixture's identity names, not yet served."""
+    model = load_scope_model(model_path)
+    return RigolDS1000Z(host, model) if is_rigol(model) else KeysightInfiniiVision(host, model)
