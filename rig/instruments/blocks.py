@@ -19,7 +19,14 @@ from __future__ import annotations
 from pyvisa.resources import MessageBasedResource
 
 from rig.errors import InstrumentError, StimrigError
-from rig.instruments.visa import describe_failure, discard_pending, raw_reads, read_raw_chunk, timeout_of
+from rig.instruments.visa import (
+    describe_failure,
+    discard_pending,
+    raw_reads,
+    read_raw_chunk_status,
+    reads_are_local,
+    timeout_of,
+)
 
 MAX_BLOCK_BYTES = 1 << 30  # refuse headers declaring more than 1 GiB
 # One VISA read. pyvisa-py's socket session holds up to ~3 working copies of a read while it runs,
@@ -66,15 +73,21 @@ class _BlockReader:
         self._instrument = instrument
         self._command = command
         self._timeout_s = timeout_of(resource)
+        self._ended = False  # the instrument signalled the end of its message (END)
 
     def _error(self, problem: str, expected: str = _EXPECTED) -> InstrumentError:
         return InstrumentError(self._instrument, self._command, problem, expected)
 
     def _read_some(self, count: int) -> tuple[bytes, Exception | None]:
         """One VISA read of at most ``count`` bytes: (bytes, None) -- b'' when the message ended --
-        or (b'', the failure: timeout, connection closed, pyvisa and OSError alike)."""
+        or (b'', the failure: timeout, connection closed, pyvisa and OSError alike). After a read on
+        which the instrument signalled END (VXI-11, USBTMC, GPIB), the next returns b'' at once instead
+        of waiting out the timeout for bytes that will not come."""
+        if self._ended:
+            return b"", None
         try:
-            return read_raw_chunk(self._resource, count), None
+            chunk, self._ended = read_raw_chunk_status(self._resource, count)
+            return chunk, None
         except Exception as exc:
             return b"", exc
 
@@ -169,7 +182,15 @@ class _BlockReader:
         return memoryview(buffer)
 
     def _terminator(self, length: int) -> None:
-        end, exc = self._read_some(1)
+        # Where the instrument marks the end of its message (END), ask for one byte more than the '\n':
+        # a reply that goes on past it shows here instead of poisoning the next query.
+        end, exc = self._read_some(1 if reads_are_local(self._resource) else 2)
+        if len(end) > 1 or (end == b"\n" and not reads_are_local(self._resource) and not self._ended):
+            raise self._stray(
+                end,
+                f"over-long block: bytes after the '\\n' that should end the {length} declared data bytes",
+                f"'\\n' right after the {length} declared data bytes, and the end of the message",
+            )
         if not end:
             raise self._truncated(
                 f"missing terminator: no '\\n' after the {length} data bytes ({self._why_short(exc)})", exc

@@ -215,9 +215,17 @@ def raw_reads(resource: MessageBasedResource) -> Iterator[None]:
 
 def read_raw_chunk(resource: MessageBasedResource, count: int) -> bytes:
     """One VISA read of at most ``count`` bytes (fewer when the read ends early); pyvisa errors pass."""
+    return read_raw_chunk_status(resource, count)[0]
+
+
+def read_raw_chunk_status(resource: MessageBasedResource, count: int) -> tuple[bytes, bool]:
+    """One VISA read of at most ``count`` bytes, and whether the instrument ended its message with it
+    (VXI-11 / USBTMC / GPIB END: the read stopped before ``count`` with success). Raw sockets and serial
+    ports have no END: False there."""
     with resource.ignore_warning(*_IGNORED_WARNINGS):
-        chunk, _status = resource.visalib.read(resource.session, count)
-    return chunk
+        chunk, status = resource.visalib.read(resource.session, count)
+    ended = not reads_are_local(resource) and status == constants.StatusCode.success and len(chunk) < count
+    return chunk, ended
 
 
 def reads_are_local(resource: MessageBasedResource) -> bool:

@@ -7,6 +7,7 @@ driver and block reader) and the emulated attenuator.
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -68,6 +69,10 @@ class FakeSession:
             return BLOCK
         if line == b"TWO?":
             return b"a\nb\n"
+        if line == b"SHORT?":  # declares 10 bytes, sends 3, ends its message
+            return b"#210abc\n"
+        if line == b"LONG?":  # declares 3 bytes, sends more after the terminator
+            return b"#13abc\nEXTRA\n"
         return b""  # SILENT? and commands
 
     def clear(self) -> None:
@@ -260,6 +265,25 @@ def test_the_rig_block_reader_over_instr(server: Vxi11Server) -> None:
         resource.write("BLOCK?")
         data = read_definite_block(resource, instrument="fake", command="BLOCK?")
         assert bytes(data) == BLOCK_DATA
+        assert resource.query("*IDN?") == IDN.decode()
+    finally:
+        resource.close()
+
+
+@pytest.mark.parametrize(("query", "problem"), [
+    ("SHORT?", "truncated block: got 4 of 10 bytes (the instrument ended the message)"),
+    ("LONG?", "over-long block: bytes after the '\\n'"),
+])
+def test_the_block_reader_sees_where_an_instr_message_ends(server: Vxi11Server, query: str, problem: str) -> None:
+    """Over VXI-11 a reply ends with END: a short block is reported at once (not after the timeout), and
+    bytes after the terminator are caught instead of answering the next query."""
+    resource = open_resource(server.resource(), timeout_s=5)
+    try:
+        resource.write(query)
+        started = time.perf_counter()
+        with pytest.raises(InstrumentError, match=re.escape(problem)):
+            read_definite_block(resource, instrument="fake", command=query)
+        assert time.perf_counter() - started < 1.0
         assert resource.query("*IDN?") == IDN.decode()
     finally:
         resource.close()
