@@ -31,11 +31,10 @@ def test_sigkill_at_random_moments_leaves_bundles_that_verify_as_incomplete(tmp_
     for n in range(KILLS):
         root = tmp_path / f"kill{n}"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "rig.cli", "certify", "--results-dir", str(root), "-k",
-             "output_accuracy and tens_hf or watchdog or emergency_stop"],
+            [sys.executable, "-m", "rig.cli", "certify", "--results-dir", str(root)],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(3.0, 14.0))  # start-up takes ~3 s; the selection runs ~15 s more
+        time.sleep(rng.uniform(2.5, 20.0))  # start-up takes ~3 s; the whole suite ~30 s more
         finished = proc.poll() is not None
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

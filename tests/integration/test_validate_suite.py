@@ -409,8 +409,10 @@ def test_ctrl_c_stops_every_run_and_exits_130(tmp_path: Path) -> None:
     jsonls = list(out.glob("*/runs/*/*/results.jsonl"))
     assert len(jsonls) == 2
     for path in jsonls:
-        end = json.loads(path.read_text().splitlines()[-1])
-        assert end["kind"] == "run_end" and set(end["outputs_after_stop_mA"].values()) == {0.0}
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        (end,) = [r for r in records if r["kind"] == "run_end"]
+        assert set(end["outputs_after_stop_mA"].values()) == {0.0}
+        assert records[-1]["kind"] == "bundle_sealed" and records[-1]["status"] == "interrupted"
     rows, _ = outputs(tmp_path)
     assert {r["status"] for r in rows} == {"INCOMPLETE"}
 
