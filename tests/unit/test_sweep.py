@@ -304,9 +304,14 @@ def test_a_worker_with_another_stimrig_version_is_refused(tmp_path: Path) -> Non
 @pytest.fixture(scope="module")
 def dask_client() -> Iterator[Any]:
     distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
-    with cluster, distributed.Client(cluster) as client:
-        yield client
+    import dask
+
+    # one task in flight per worker thread: a worker killed by one task takes no queued bystander with it
+    # (with the default saturation a task queued on that worker is counted as having killed it too)
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+        with cluster, distributed.Client(cluster) as client:
+            yield client
 
 
 def test_dask_cluster_gives_the_same_csv_as_local_processes(tmp_path: Path, dask_client: Any) -> None:
