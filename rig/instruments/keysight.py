@@ -17,7 +17,8 @@ from pyvisa.resources import MessageBasedResource
 from rig.capture import Capture
 from rig.errors import InstrumentError
 from rig.instruments.blocks import read_definite_block
-from rig.instruments.visa import IDN_EXPECTED, ScpiSession, is_timeout, parse_identity, visa_errors
+from rig.instruments.scope_session import ScpiScope, scpi_integer
+from rig.instruments.visa import is_timeout, visa_errors
 from rig.interfaces import AcquisitionSetup, Clock, InstrumentIdentity
 
 FAMILY = "Keysight/Agilent InfiniiVision 2000X/3000X/3000T"
@@ -26,8 +27,6 @@ _MANUFACTURERS = ("KEYSIGHT", "AGILENT")
 _MODEL = re.compile(r"^[DM]SO-?X\s*(?P<series>[23])\d{2}(?P<channels>[24])[A-Z]*$", re.IGNORECASE)
 _DEFAULT_CHANNELS = 4
 
-_ERROR_QUEUE_MAX_READS = 32
-_RESYNC_MAX_LINES = 16
 _BYTE_FORMAT = 0
 _ACQUIRE_TYPES = {0: "NORMal", 1: "PEAK", 2: "AVERage", 3: "HRESolution"}
 _REFERENCES = {"left": "LEFT", "center": "CENTer", "right": "RIGHt"}
@@ -90,7 +89,7 @@ class Preamble:
             for f in fields:
                 if not _PREAMBLE_NUMBER.fullmatch(f):
                     raise ValueError(f"{f[:40]!r} is not a decimal number")
-            ints = [_integer(f) for f in fields[:4]]
+            ints = [scpi_integer(f) for f in fields[:4]]
             floats = [float(f) for f in fields[4:]]
             preamble = cls(*ints, *floats)  # type: ignore[arg-type]
             problem = preamble._implausible()
@@ -114,32 +113,14 @@ class Preamble:
         return ""
 
 
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        value = float(text)  # tolerate '1.000E+3'; ValueError for non-numbers
-        if not value.is_integer():
-            raise ValueError(f"{text!r} is not an integer") from None
-        return int(value)
-
-
-def _error_code(instrument: str, reply: str) -> int:
-    try:
-        return int(reply.split(",", 1)[0])
-    except ValueError as exc:
-        raise InstrumentError(
-            instrument, ":SYSTem:ERRor?", f"unparsable error-queue entry {reply!r}", '<code>,"<message>"'
-        ) from exc
-
-
 OPER_RUN_BIT = 0x08  # :OPERegister:CONDition? bit 3: the scope is running / acquiring
 
 
-class KeysightInfiniiVision:
+class KeysightInfiniiVision(ScpiScope):
     """rig.interfaces.Oscilloscope for InfiniiVision 2000X/3000X/3000T, over one pyvisa resource."""
 
     family = FAMILY
+    error_example = '+0,"No error"'
 
     def __init__(
         self,
@@ -148,72 +129,10 @@ class KeysightInfiniiVision:
         *,
         identity: InstrumentIdentity | None = None,
     ) -> None:
-        self._session = ScpiSession(resource, resource_name)
-        self._identity = identity
+        super().__init__(resource, resource_name, identity=identity)
         self._setup: AcquisitionSetup | None = None
-        self._unusable: str | None = None
-
-    @property
-    def resource(self) -> str:
-        return self._session.name
-
-    def __repr__(self) -> str:
-        return f"KeysightInfiniiVision({self.resource!r})"
-
-    # -- session state -------------------------------------------------------------------------
-
-    def _guard(self, command: str) -> None:
-        if self._session.closed:
-            raise InstrumentError(self.resource, command, "the scope session is closed", "an open scope session")
-        if self._unusable is not None:
-            raise InstrumentError(
-                self.resource,
-                command,
-                f"driver unusable after an earlier failure: {self._unusable}",
-                "a freshly opened scope session (open_scope again)",
-            )
-
-    def _query(self, command: str, *, expected: str) -> str:
-        try:
-            return self._session.query(command, expected=expected)
-        except InstrumentError as exc:
-            if is_timeout(exc):
-                self._resync(f"{command} timed out")  # a late reply must not answer the next query
-            raise
-
-    def _resync(self, reason: str) -> bool:
-        """After a timeout or garbled reply: stop, clear, and re-align replies on a fresh ``*IDN?``.
-
-        Returns whether it worked; if not, the driver refuses every later call.
-        """
-        try:
-            self._session.device_clear()  # aborts :DIGitize on VXI-11/USBTMC; drops input on sockets
-            self._session.write(":STOP")
-            self._session.write("*CLS")
-            self._session.write("*IDN?")
-            for _ in range(_RESYNC_MAX_LINES):
-                line = self._session.read_line(command="*IDN? (resynchronising)", expected="the *IDN? reply")
-                if self._is_idn_reply(line):
-                    return True
-        except InstrumentError:
-            pass
-        self._unusable = f"{reason}, and the session could not be resynchronised"
-        return False
-
-    def _is_idn_reply(self, line: str) -> bool:
-        try:
-            identity = InstrumentIdentity.from_idn(line)
-        except ValueError:
-            return False
-        return self._identity is None or identity == self._identity
 
     # -- Oscilloscope --------------------------------------------------------------------------
-
-    def identity(self) -> InstrumentIdentity:
-        if self._identity is None:
-            self._guard("*IDN?")
-            self._identity = parse_identity(self.resource, self._query("*IDN?", expected=IDN_EXPECTED))
-        return self._identity
 
     @property
     def channels(self) -> int:
@@ -234,17 +153,6 @@ class KeysightInfiniiVision:
                 _NO_ERROR,
             )
         self._setup = setup
-
-    def _drain_errors(self) -> list[str]:
-        """Read ``:SYSTem:ERRor?`` until it reports 0 (bounded); returns the errors it held."""
-        errors: list[str] = []
-        for _ in range(_ERROR_QUEUE_MAX_READS):
-            reply = self._query(":SYSTem:ERRor?", expected='an error-queue entry such as +0,"No error"')
-            if _error_code(self.resource, reply) == 0:
-                return errors
-            errors.append(reply)
-        errors.append(f"(queue not empty after {_ERROR_QUEUE_MAX_READS} reads)")
-        return errors
 
     def single(self, timeout_s: float) -> None:
         command = ":DIGitize; *OPC?"

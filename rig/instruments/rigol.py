@@ -33,7 +33,8 @@ from pyvisa.resources import MessageBasedResource
 from rig.capture import Capture
 from rig.errors import InstrumentError
 from rig.instruments.blocks import read_definite_block
-from rig.instruments.visa import IDN_EXPECTED, ScpiSession, is_timeout, parse_identity, visa_errors
+from rig.instruments.scope_session import ScpiScope, scpi_integer
+from rig.instruments.visa import visa_errors
 from rig.interfaces import AcquisitionSetup, Clock, InstrumentIdentity
 
 FAMILY = "Rigol DS1000Z (DS1054Z/DS1074Z/DS1104Z, Plus, MSO1000Z)"
@@ -54,8 +55,6 @@ CHANNEL_MODES: tuple[tuple[int, float, tuple[int, ...]], ...] = (
     (4, 250.0e6, (3_000, 30_000, 300_000, 3_000_000)),
 )
 
-_ERROR_QUEUE_MAX_READS = 32
-_RESYNC_MAX_LINES = 16
 _BYTE_FORMAT, _RAW_TYPE = 0, 2
 _SWEEPS = {"normal": "NORMal", "auto": "AUTO"}
 _SLOPES = {"positive": "POSitive", "negative": "NEGative"}
@@ -130,7 +129,7 @@ class Preamble:
             )
         try:
             values: list[int | float] = [
-                _integer(f) if k in _INTEGER_FIELDS else float(f) for k, f in enumerate(fields)
+                scpi_integer(f) if k in _INTEGER_FIELDS else float(f) for k, f in enumerate(fields)
             ]
         except ValueError as exc:
             raise InstrumentError(
@@ -154,29 +153,11 @@ class Preamble:
         return ""
 
 
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        value = float(text)  # tolerate '1.000000e+03'; ValueError for non-numbers
-        if not value.is_integer():
-            raise ValueError(f"{text!r} is not an integer") from None
-        return int(value)
-
-
-def _error_code(instrument: str, reply: str) -> int:
-    try:
-        return int(reply.split(",", 1)[0])
-    except ValueError as exc:
-        raise InstrumentError(
-            instrument, ":SYSTem:ERRor?", f"unparsable error-queue entry {reply!r}", '<code>,"<message>"'
-        ) from exc
-
-
-class RigolDS1000Z:
+class RigolDS1000Z(ScpiScope):
     """rig.interfaces.Oscilloscope for the Rigol DS1000Z family, over one pyvisa resource."""
 
     family = FAMILY
+    error_example = '0,"No error"'
 
     def __init__(
         self,
@@ -188,72 +169,12 @@ class RigolDS1000Z:
     ) -> None:
         if not 1 <= chunk_points <= MAX_POINTS_PER_READ:
             raise ValueError(f"chunk_points must be 1..{MAX_POINTS_PER_READ}, not {chunk_points}")
-        self._session = ScpiSession(resource, resource_name)
-        self._identity = identity
+        super().__init__(resource, resource_name, identity=identity)
         self._setup: AcquisitionSetup | None = None
         self._depth: int | None = None
-        self._unusable: str | None = None
         self.chunk_points = chunk_points
 
-    @property
-    def resource(self) -> str:
-        return self._session.name
-
-    def __repr__(self) -> str:
-        return f"RigolDS1000Z({self.resource!r})"
-
-    # -- session state -------------------------------------------------------------------------
-
-    def _guard(self, command: str) -> None:
-        if self._session.closed:
-            raise InstrumentError(self.resource, command, "the scope session is closed", "an open scope session")
-        if self._unusable is not None:
-            raise InstrumentError(
-                self.resource,
-                command,
-                f"driver unusable after an earlier failure: {self._unusable}",
-                "a freshly opened scope session (open_scope again)",
-            )
-
-    def _query(self, command: str, *, expected: str) -> str:
-        try:
-            return self._session.query(command, expected=expected)
-        except InstrumentError as exc:
-            if is_timeout(exc):
-                self._resync(f"{command} timed out")  # a late reply must not answer the next query
-            raise
-
-    def _resync(self, reason: str) -> bool:
-        """After a timeout or garbled reply: stop, clear, and re-align replies on a fresh ``*IDN?``.
-        Returns whether it worked; if not, the driver refuses every later call."""
-        try:
-            self._session.device_clear()
-            self._session.write(":STOP")
-            self._session.write("*CLS")
-            self._session.write("*IDN?")
-            for _ in range(_RESYNC_MAX_LINES):
-                line = self._session.read_line(command="*IDN? (resynchronising)", expected="the *IDN? reply")
-                if self._is_idn_reply(line):
-                    return True
-        except InstrumentError:
-            pass
-        self._unusable = f"{reason}, and the session could not be resynchronised"
-        return False
-
-    def _is_idn_reply(self, line: str) -> bool:
-        try:
-            identity = InstrumentIdentity.from_idn(line)
-        except ValueError:
-            return False
-        return self._identity is None or identity == self._identity
-
     # -- Oscilloscope --------------------------------------------------------------------------
-
-    def identity(self) -> InstrumentIdentity:
-        if self._identity is None:
-            self._guard("*IDN?")
-            self._identity = parse_identity(self.resource, self._query("*IDN?", expected=IDN_EXPECTED))
-        return self._identity
 
     @property
     def channels(self) -> int:
@@ -274,17 +195,6 @@ class RigolDS1000Z:
             )
         self._setup = setup
         self._depth = memory_depth_for(setup.points, len(setup.channels), setup.time_scale_s_per_div)
-
-    def _drain_errors(self) -> list[str]:
-        """Read ``:SYSTem:ERRor?`` until it reports 0 (bounded); returns the errors it held."""
-        errors: list[str] = []
-        for _ in range(_ERROR_QUEUE_MAX_READS):
-            reply = self._query(":SYSTem:ERRor?", expected='an error-queue entry such as 0,"No error"')
-            if _error_code(self.resource, reply) == 0:
-                return errors
-            errors.append(reply)
-        errors.append(f"(queue not empty after {_ERROR_QUEUE_MAX_READS} reads)")
-        return errors
 
     def _status(self, command: str) -> str:
         reply = self._query(":TRIGger:STATus?", expected=_STATUS_EXPECTED).upper()
