@@ -10,7 +10,9 @@ best of N (the machine is shared and noisy; the best time is the one least distu
 * plain -- pyvisa-py's own ``query_binary_values(..., datatype='B', container=numpy.array)`` on a
   plain resource with read_termination '\\n' (what a SOCKET resource needs); numpy rather than
   ``bytes`` so that decoding (``container=bytes`` unpacks 10 M Python ints first) does not count;
-* bare  -- a bare Python socket: ``sendall`` the query, ``recv_into`` a preallocated buffer.
+* bare  -- a bare Python socket: ``sendall`` the query, ``recv_into`` a preallocated buffer;
+* vxi11 -- for information (not gated): the rig's path over VXI-11 (TCPIP INSTR, the same session
+  served by simulator.instruments.vxi11), as LXI scopes are usually addressed.
 
 It prints each rate in MB/s (10^6 bytes/s, data bytes only), the ratios rig/plain and rig/bare, and
 the peak memory traced (tracemalloc, in a separate untimed read) while the rig path reads one
@@ -40,8 +42,10 @@ import pyvisa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rig.instruments import open_resource, read_definite_block
+from rig.instruments.vxi11_port import portmapper_port_set_to
 from simulator.instruments.scpi import definite_block
 from simulator.instruments.socket_server import ScpiSocketServer
+from simulator.instruments.vxi11 import Vxi11Server
 
 N_POINTS = 10_000_000
 NEWLINE_FRACTION = 0.04
@@ -71,10 +75,12 @@ class BlockSession:
         return self._replies.get(line.decode("latin-1").strip().upper(), b"")
 
 
-def serve(data: bytes, digits: int) -> ScpiSocketServer:
+def serve(data: bytes, digits: int) -> tuple[ScpiSocketServer, Vxi11Server]:
+    """The block on a raw SCPI socket and over VXI-11 (portmapper on a free port), one lock for both."""
     reply = definite_block(data, digits) + b"\n"
     replies = {COMMAND.upper(): reply, "*IDN?": b"BENCH,TRANSFER,0,0\n"}
-    return ScpiSocketServer(lambda: BlockSession(replies), port=0).start()
+    raw = ScpiSocketServer(lambda: BlockSession(replies), port=0).start()
+    return raw, Vxi11Server(lambda: BlockSession(replies), portmapper_port=0, lock=raw.lock).start()
 
 
 def recv_exactly(sock: socket.socket, view: memoryview) -> None:
@@ -131,8 +137,10 @@ def peak_copies(read: Callable[[], object], n: int) -> float:
 
 def run_format(data: bytes, digits: int, repeats: int) -> tuple[bool, str]:
     n = len(data)
-    server = serve(data, digits)
+    server, vxi11 = serve(data, digits)
     rig = open_resource(server.resource(), timeout_s=TIMEOUT_S)
+    with portmapper_port_set_to(vxi11.portmapper_port):
+        instr = open_resource(vxi11.resource(), timeout_s=TIMEOUT_S)
     plain = pyvisa.ResourceManager("@py").open_resource(
         server.resource(), read_termination="\n", write_termination="\n", timeout=TIMEOUT_S * 1000
     )
@@ -152,8 +160,12 @@ def run_format(data: bytes, digits: int, repeats: int) -> tuple[bool, str]:
         def bare_read_() -> bytearray:
             return bare_read(bare)
 
+        def vxi11_read() -> bytes | memoryview:
+            instr.write(COMMAND)
+            return read_definite_block(instr, instrument=vxi11.resource(), command=COMMAND)
+
         paths: list[tuple[str, Callable[[], bytes | bytearray | memoryview | np.ndarray]]] = [
-            ("rig", rig_read), ("plain", plain_read), ("bare", bare_read_)
+            ("rig", rig_read), ("plain", plain_read), ("bare", bare_read_), ("vxi11", vxi11_read)
         ]
         for name, f in paths:
             got = bytes(f())
@@ -161,11 +173,13 @@ def run_format(data: bytes, digits: int, repeats: int) -> tuple[bool, str]:
                 return False, f"#{digits}: {name} path returned different data ({len(got)} bytes)"
             del got
         copies = peak_copies(rig_read, n)
-        t_rig, t_plain, t_bare = best_times([rig_read, plain_read, bare_read_], repeats)
+        t_rig, t_plain, t_bare, t_vxi11 = best_times([rig_read, plain_read, bare_read_, vxi11_read], repeats)
     finally:
         bare.close()
         plain.close()
         rig.close()
+        instr.close()
+        vxi11.stop()
         server.stop()
 
     def rate(ts: list[float]) -> float:
@@ -179,7 +193,9 @@ def run_format(data: bytes, digits: int, repeats: int) -> tuple[bool, str]:
     print(f"  rig   read_definite_block        {r_rig:8.1f} MB/s  ({median_rate(t_rig):.1f})")
     print(f"  plain query_binary_values        {r_plain:8.1f} MB/s  ({median_rate(t_plain):.1f})")
     print(f"  bare  socket recv_into           {r_bare:8.1f} MB/s  ({median_rate(t_bare):.1f})")
-    print(f"  ratio rig/plain {r_rig / r_plain:.2f}   rig/bare {r_rig / r_bare:.2f}")
+    r_vxi11 = rate(t_vxi11)
+    print(f"  rig over VXI-11 (INSTR)          {r_vxi11:8.1f} MB/s  ({median_rate(t_vxi11):.1f})  for information")
+    print(f"  ratio rig/plain {r_rig / r_plain:.2f}   rig/bare {r_rig / r_bare:.2f}   vxi11/rig {r_vxi11 / r_rig:.2f}")
     print(f"  rig peak memory: {copies:.2f} copies of the capture (returned buffer included)")
     failures = []
     if r_rig < MIN_RATE_MB_S:
