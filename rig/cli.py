@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rig import __version__
+from rig.cli_args import tcp_port
 from rig.cli_bench import add_arguments as add_bench_arguments
 from rig.cli_fleet import add_arguments as add_fleet_arguments
 from rig.cli_sweep import add_arguments as add_sweep_arguments
@@ -103,9 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="start the virtual bench for external tools and print its addresses")
     _add_bench_args(s)
-    s.add_argument("--port", type=int, default=None,
+    s.add_argument("--port", type=tcp_port, default=None,
                    help="scope raw SCPI socket port (default: the model's own, 5025 Keysight, 5555 Rigol; 0: free)")
-    s.add_argument("--portmapper-port", type=int, default=None,
+    s.add_argument("--portmapper-port", type=tcp_port, default=None,
                    help="VXI-11 portmapper port (default 111, the standard, if it can be bound, else a free one)")
     s.add_argument("--bind", default=None, help="address to listen on (default 127.0.0.1)")
     mode = s.add_mutually_exclusive_group()

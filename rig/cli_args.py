@@ -22,3 +22,14 @@ def at_least_one(what: str) -> Callable[[str], int]:
 
 
 positive_workers = at_least_one("worker")
+
+
+def tcp_port(text: str) -> int:
+    """An argparse type for a TCP port: 0 (a free one) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a TCP port number 0-65535, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port number 0-65535 (0: a free port), got {value}")
+    return value

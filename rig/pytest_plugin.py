@@ -472,7 +472,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         )
         from rig.records.finalize import finalize_bundle
 
-        status = finalize_bundle(state.log, state.run_id, exitstatus=int(exitstatus))
+        status = finalize_bundle(state.log, state.run_id, exitstatus=int(exitstatus), catalogue=state.catalogue)
         AuditTrail(state.results_root).append("run_end", run_id=state.run_id, status=status, counts=state.counts,
                                               exit_status=int(exitstatus))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from rig.config.requirements import RequirementCatalogue
 from rig.records.bundle import write_manifest
 from rig.results import ResultsLog
 
@@ -16,13 +17,15 @@ log = logging.getLogger(__name__)
 STATUS_BY_EXIT = {0: "passed", 1: "failed", 2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests"}
 
 
-def finalize_bundle(results: ResultsLog, run_id: str, *, exitstatus: int) -> str:
+def finalize_bundle(
+    results: ResultsLog, run_id: str, *, exitstatus: int, catalogue: RequirementCatalogue | None = None
+) -> str:
     """Build the documents, seal the bundle; returns the run's status."""
     status = STATUS_BY_EXIT.get(exitstatus, f"exit status {exitstatus}")
     try:
         from rig.report.bundle_documents import write_documents
 
-        write_documents(results)
+        write_documents(results, catalogue)
     except Exception as exc:  # the records are already safe; say what is missing and seal what exists
         log.exception("could not build the bundle's documents")
         results.write("document_error", error=f"{type(exc).__name__}: {exc}")

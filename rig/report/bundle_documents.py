@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rig.config.requirements import load_requirements
+from rig.config.requirements import RequirementCatalogue, load_requirements
 from rig.records.chain import check_chain
 from rig.report.model import RunModel, build_model
 from rig.report.page import render_report, render_table_page
@@ -23,10 +23,11 @@ from rig.results import SIMULATED_MARK, ResultsLog, utc_now
 SPEC_TABLE = "output_specification"
 
 
-def write_documents(results: ResultsLog) -> None:
+def write_documents(results: ResultsLog, catalogue: RequirementCatalogue | None = None) -> None:
+    """``catalogue``: the requirements the run was traced against (default: read the shipped file)."""
     model = build_model(check_chain(results.path).records)
     simulated = results.simulated
-    catalogue = load_requirements()
+    catalogue = catalogue if catalogue is not None else load_requirements()
     requirements = [r.model_dump() for r in catalogue]
     _copy_fixtures(results, model)
     trace = traceability_rows(model, requirements)
