@@ -17,7 +17,7 @@ from rig.config.requirements import RequirementCatalogue, load_requirements
 from rig.records.chain import check_chain
 from rig.report.model import RunModel, build_model
 from rig.report.page import render_report, render_table_page
-from rig.report.tables import TRACE_HEADER, spec_fields, to_csv, traceability_rows, untraced_tests
+from rig.report.tables import TRACE_HEADER, spec_fields, to_csv, traceability_rows
 from rig.results import SIMULATED_MARK, ResultsLog, utc_now
 
 SPEC_TABLE = "output_specification"
@@ -28,10 +28,8 @@ def write_documents(results: ResultsLog, catalogue: RequirementCatalogue | None 
     model = build_model(check_chain(results.path).records)
     simulated = results.simulated
     catalogue = catalogue if catalogue is not None else load_requirements()
-    requirements = [r.model_dump() for r in catalogue]
     _copy_fixtures(results, model)
-    trace = traceability_rows(model, requirements)
-    untraced = untraced_tests(model)
+    trace, untraced = traceability_rows(model, catalogue)
     results.save_file("traceability.csv", to_csv(TRACE_HEADER, trace, simulated=simulated))
     results.save_file("traceability.html", render_table_page(
         "Traceability matrix", list(TRACE_HEADER), trace, model=model,
@@ -48,7 +46,7 @@ def write_documents(results: ResultsLog, catalogue: RequirementCatalogue | None 
     results.save_file("run.json", json.dumps(summary, indent=1, default=str).encode("utf-8"))
     figures = _figures(results.directory, model)
     page = render_report(model, trace=trace, untraced=untraced, spec_fields=fields, spec_rows=spec_rows,
-                         figures=figures, requirements=requirements, run_dir=results.directory.name,
+                         figures=figures, run_dir=results.directory.name,
                          bundle_dir=results.directory)
     results.save_file("report.html", page.encode("utf-8"))
 

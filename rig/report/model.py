@@ -63,9 +63,6 @@ class RunModel:
             return "NOT COVERED"
         return "MARGINAL" if counts.get("MARGINAL") else "PASS"
 
-    def tests_for(self, requirement: str) -> list[TestEntry]:
-        return [t for t in self.tests.values() if requirement in t.requirements]
-
 
 def build_model(records: list[dict[str, Any]]) -> RunModel:
     start = records[0] if records and records[0].get("kind") == "run_start" else {}

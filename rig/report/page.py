@@ -165,7 +165,7 @@ def render_table_page(title: str, header: list[str], rows: list[dict[str, Any]],
 
 
 def render_report(model: RunModel, *, trace: list[dict[str, str]], untraced: list[str], spec_fields: list[str],
-                  spec_rows: list[dict[str, Any]], figures: list[dict[str, str]], requirements: list[dict[str, Any]],
+                  spec_rows: list[dict[str, Any]], figures: list[dict[str, str]],
                   run_dir: str, bundle_dir: Path | None = None) -> str:
     gaps = [f"{r['requirement']} ({r['title']}): {r['status'].lower()} in this run" for r in trace
             if r["status"] != "COVERED"]

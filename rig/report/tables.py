@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
 from typing import Any
 
-from rig.config.requirements import base_nodeid
+from rig.config.requirements import RequirementCatalogue, trace
 from rig.report.model import VERDICT_ORDER, RunModel
 from rig.results import SIMULATED_MARK
 
@@ -19,32 +18,17 @@ def worst(verdicts: list[str]) -> str:
     return ranked[0] if ranked else "NOT RUN"
 
 
-def traceability_rows(model: RunModel, catalogue: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """One row per requirement of the catalogue: the tests of this run that verify it and their verdict."""
+def traceability_rows(model: RunModel, catalogue: RequirementCatalogue) -> tuple[list[dict[str, str]], list[str]]:
+    """The traceability matrix of this run (rig.config.requirements.trace over the tests it ran), one
+    row per requirement with the worst verdict of its tests; and the tests that name no requirement."""
+    traced = trace(catalogue, {t.nodeid: t.requirements for t in model.tests.values()})
     rows = []
-    for req in catalogue:
-        tests = model.tests_for(req["id"])
-        verdict = worst([t.verdict for t in tests])
-        status = "NOT COVERED" if not tests else ("NOT PROVEN" if verdict not in ("PASS", "MARGINAL") else "COVERED")
-        rows.append({
-            "requirement": req["id"], "title": req["title"], "source": req["source"],
-            "acceptance": req["acceptance"], "tests": "; ".join(_grouped(t.nodeid for t in tests)),
-            "verdict": verdict, "status": status,
-        })
-    return rows
-
-
-def _grouped(nodeids: Iterable[str]) -> list[str]:
-    """Test functions with the number of their parametrised cases: ``path::test_x (16 cases)``."""
-    counts: dict[str, int] = {}
-    for nodeid in nodeids:
-        base = base_nodeid(nodeid)
-        counts[base] = counts.get(base, 0) + 1
-    return [f"{base} ({n} cases)" if n > 1 else base for base, n in counts.items()]
-
-
-def untraced_tests(model: RunModel) -> list[str]:
-    return [t.nodeid for t in model.tests.values() if not t.requirements]
+    for row in traced.rows():
+        verdict = worst([t.verdict for t in model.tests.values() if row.id in t.requirements])
+        proven = verdict in ("PASS", "MARGINAL")
+        status = "NOT COVERED" if not row.tests else ("COVERED" if proven else "NOT PROVEN")
+        rows.append({**row._asdict(), "requirement": row.id, "verdict": verdict, "status": status})
+    return rows, list(traced.untraced_tests)
 
 
 def spec_fields(rows: list[dict[str, Any]]) -> list[str]:
