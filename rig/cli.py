@@ -48,6 +48,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
         select=args.k,
         extra=args.pytest_args,
         operator=args.operator,
+        transport=args.transport,
     )
 
 
@@ -95,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("certify", help="run the certification suite (simulated bench by default)")
     _add_bench_args(c)
     c.add_argument("--target", choices=("sim", "hw"), help="must match the bench file's target if given")
+    c.add_argument("--transport", choices=("serial", "ble"),
+                   help="how the rig reaches the DUT: serial, or ble (its GATT service, with bleak); "
+                        "default: the bench file's dut.transport")
     c.add_argument("--results-dir", default="results", help="where the run directory is created (default: results)")
     c.add_argument("--suite", help="path of the certification suite (default: tests/certification)")
     c.add_argument("-k", help="only tests matching this pytest -k expression")

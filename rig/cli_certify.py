@@ -69,7 +69,7 @@ class ProgressReporter:
 
 def run_certify(
     *, suite: Path, bench: str | None, target: str | None, fault: str | None, results_dir: Path,
-    select: str | None, extra: list[str], operator: str | None = None,
+    select: str | None, extra: list[str], operator: str | None = None, transport: str | None = None,
 ) -> int:
     console = Console(stderr=False)
     # Validate every fixture before pytest (and allure) create anything: one line, nothing written.
@@ -79,7 +79,7 @@ def run_certify(
     try:
         StimrigState(
             bench_path=Path(bench) if bench else DEFAULT_SIM_BENCH, target=target, fault=fault,
-            programs_dir=None, results_root=results_dir,
+            programs_dir=None, results_root=results_dir, transport=transport,
         ).load()
     except FixtureError as exc:
         console.print(f"stimrig certify: {exc}", soft_wrap=True, highlight=False, markup=False, style="red")
@@ -96,6 +96,8 @@ def run_certify(
         args += ["--target", target]
     if fault:
         args += ["--fault", fault]
+    if transport:
+        args += ["--transport", transport]
     if select:
         args += ["-k", select]
     if operator:

@@ -43,6 +43,7 @@ class StimrigState:
     fault: str | None
     programs_dir: Path | None
     results_root: Path
+    transport: str | None = None
     rig: RigBench | None = None
     run_id: str = field(default_factory=new_run_id)
     log: ResultsLog | None = None
@@ -61,7 +62,8 @@ class StimrigState:
     def load(self) -> RigBench:
         """Validate every fixture the run needs (bench, device, programs, fault) exactly once."""
         if self.rig is None:
-            rig = RigBench.from_files(self.bench_path, programs_dir=self.programs_dir, fault=self.fault)
+            rig = RigBench.from_files(self.bench_path, programs_dir=self.programs_dir, fault=self.fault,
+                                      transport=self.transport)
             if self.target is not None and rig.config.target != self.target:
                 raise FixtureError(
                     f"{self.bench_path}: field 'target' is {rig.config.target!r} but --target {self.target} "
@@ -100,6 +102,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--target", choices=("sim", "hw"), default=None, help="run against the simulated or a real bench")
     group.addoption("--bench", default=None, help=f"bench YAML (default for sim: {DEFAULT_SIM_BENCH})")
     group.addoption("--fault", default=None, help="inject a catalogued firmware defect (simulated bench only)")
+    group.addoption("--transport", choices=("serial", "ble"), default=None,
+                    help="how the rig reaches the DUT: serial (its port or the controller bridge's) or ble "
+                         "(its GATT service, with bleak); default: the bench file's dut.transport")
     group.addoption("--programs-dir", default=None, help="directory of program fixtures (default fixtures/programs)")
     group.addoption("--results-dir", default="results", help="where run directories are created")
     group.addoption("--stimrig-run-id", default=None, help="name of the run directory (default: UTC time + random)")
@@ -126,6 +131,7 @@ def pytest_configure(config: pytest.Config) -> None:
         bench_path=bench_path,
         target=target,
         fault=config.getoption("fault"),
+        transport=config.getoption("transport"),
         programs_dir=Path(programs_dir) if programs_dir else None,
         results_root=Path(config.getoption("results_dir")),
     )
@@ -133,7 +139,7 @@ def pytest_configure(config: pytest.Config) -> None:
         state.run_id = config.getoption("stimrig_run_id")
     state.operator = config.getoption("operator")
     config.stash[STATE_KEY] = state
-    if target is not None or bench is not None or state.fault is not None:
+    if target is not None or bench is not None or state.fault is not None or state.transport is not None:
         # Explicit bench selection: validate now, before collection and before any output.
         try:
             state.load()
@@ -176,6 +182,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     traced = trace(catalogue, {i.nodeid: requirement_ids(i) for i in wants_bench})
     if traced.unknown:  # stops the run before it starts
         _stop_before_start(state, f"stimrig: {unknown_requirement_message(traced)}")
+    problem = rig.ble_adapter_problem()  # e.g. --transport ble on a machine without a Bluetooth stack
+    if problem is not None:
+        _stop_before_start(state, f"stimrig: {problem}")
     for item in wants_bench:
         for marker, needed in (("sim_only", True), ("hw_only", False)):
             m = item.get_closest_marker(marker)
@@ -486,4 +495,5 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.section("stimrig")
     terminalreporter.write_line(f"bench: {rig.config.name} [{mark}]")
     terminalreporter.write_line(f"seed: {rig.seed}" + (f"   fault: {rig.fault}" if rig.fault else ""))
+    terminalreporter.write_line(f"DUT transport: {rig.transport}")
     terminalreporter.write_line(f"results: {state.log.directory}")

@@ -20,10 +20,12 @@ from rig.config.device import DeviceModel
 from rig.config.link import load_link_profiles
 from rig.config.loader import resolve_fixture
 from rig.config.program import Program
-from rig.protocol.framing import Frame
+from rig.protocol.framing import Frame, FrameError
 from rig.protocol.messages import MsgType
 from rig.radio.path_loss import mean_path_loss_dB
 from simulator.bench_radio import SimRadio
+from simulator.ble.air import BleAir
+from simulator.ble.gatt_service import DeviceInfo
 from simulator.bystander import SimBystander
 from simulator.clock import SimClock
 from simulator.device_server import PtyDeviceServer
@@ -33,6 +35,7 @@ from simulator.instruments.attenuator_model import load_attenuator_model
 from simulator.loadbox import SimLoadBox
 from simulator.loadbox_server import PtyLoadBoxServer
 from simulator.loads import load_catalogue
+from simulator.radio_path import LostInTheAir
 from simulator.rng import SeededStreams
 from simulator.stimulator.firmware import Sense
 
@@ -48,6 +51,9 @@ class SimResources:
     bystander_port: str | None = None
     scope_vxi11_resource: str | None = None  # the same scope over VXI-11 (TCPIP0::host::inst0::INSTR)
     portmapper_port: int | None = None  # where that VXI-11 server's portmapper listens
+    ble_adapter: str | None = None  # bumble transport of the emulated HCI controller for the rig ('tcp-client:...')
+    ble_rogue_adapter: str | None = None  # a second one, for a central the DUT never bonded with
+    ble_device_name: str | None = None  # what the DUT advertises
 
 
 class _LoadVoltage:
@@ -171,6 +177,17 @@ class VirtualBench:
         if self.bystander is not None:  # each hears what the controller sends the other
             self.device_server.neighbours.append((self.bystander.firmware, self.bystander.radio))
             self.bystander.server.neighbours.append((self.firmware, self.radio))
+        # the DUT's own BLE radio: its GATT service, through the same link model (simulator.ble.air); on a
+        # bench that drives it through the controller bridge, the device is bonded to the bridge
+        self.air = BleAir(
+            self._over_the_air,
+            DeviceInfo(model=device.model, serial=device.identity.serial, firmware=device.identity.firmware_version),
+            bind=self.bind,
+            control_point_requires_bonding=self.firmware.control_point_requires_bonding(),
+            bonded_bridge=config.dut.transport == "serial",
+        )
+        self.radio.loss_listeners.append(self.air.link_lost)
+        self.radio.reconnect_listeners.append(self.air.link_restored)
         self.loadbox_server = PtyLoadBoxServer(self.clock, self.loadbox)
         self._scope_server: Any = None
         self._vxi11_server: Any = None
@@ -191,6 +208,7 @@ class VirtualBench:
         resource = f"TCPIP0::{self.bind}::{self._scope_server.port}::SOCKET"
         self._vxi11_server = Vxi11Server(scope.session, host=self.bind, portmapper_port=self.portmapper_port,
                                          lock=self._scope_server.lock).start()
+        adapters = self.air.start()
         self._attenuator_server = serve_attenuator(host=self.bind, port=0, on_change=self._attenuation_changed)
         self._attenuator_server.instrument.execute(f":SETATT={self.power_on_attenuation_dB:g}")
         self.resources = SimResources(
@@ -198,6 +216,8 @@ class VirtualBench:
             attenuator_resource=self._attenuator_server.resource(),
             bystander_port=self.bystander.server.start() if self.bystander is not None else None,
             scope_vxi11_resource=self._vxi11_server.resource(), portmapper_port=self._vxi11_server.portmapper_port,
+            ble_adapter=f"bumble:{adapters.controller}", ble_rogue_adapter=f"bumble:{adapters.rogue}",
+            ble_device_name=self.air.info.advertised_name(),
         )
         return self.resources
 
@@ -214,6 +234,7 @@ class VirtualBench:
             self._attenuator_server.stop()
             self._attenuator_server = None
         self.device_server.stop()
+        self.air.stop()
         if self.bystander is not None:
             self.bystander.server.stop()
         self.loadbox_server.stop()
@@ -225,6 +246,12 @@ class VirtualBench:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _over_the_air(self, request: Frame | FrameError) -> Frame | None:
+        """A request written to the DUT's control point: across the link model and back (None: the
+        connection dropped on the way, and the air drops it for the central too)."""
+        outcome = self.device_server.path.exchange(request)
+        return None if isinstance(outcome, LostInTheAir) else outcome
 
     def _sense(self, channel: int) -> Sense:
         """What the stimulator's output-stage sensing sees on ``channel``: the impedance of the load it
@@ -353,6 +380,7 @@ class VirtualBench:
                 "link_losses_s": list(self.radio.losses),
                 "reconnections_s": list(self.radio.reconnections),
             },
+            "ble": self.air.describe(),
             "bystander": None if self.bystander is None else {
                 "serial": self.bystander.device.identity.serial,
                 "channel": self.bystander.config.channel,

@@ -60,6 +60,9 @@ class SimRadio:
         self._waiting: dict[int, simpy.Event] = {}
         self.losses: list[float] = []  # bench times the connection was lost
         self.reconnections: list[float] = []
+        # others told of each loss (after on_link_lost) and reconnection, e.g. the device's BLE radio
+        self.loss_listeners: list[Callable[[], None]] = []
+        self.reconnect_listeners: list[Callable[[], None]] = []
         self.events = 0
         env.process(self._run())
 
@@ -94,6 +97,8 @@ class SimRadio:
                 if self.rng.random() >= per:
                     conn.reconnect(self.env.now)
                     self.reconnections.append(self.env.now)
+                    for listener in self.reconnect_listeners:
+                        listener()
                 continue
             yield self.env.timeout(max(0.0, conn.next_event_s - self.env.now))
             outcome = conn.event(self.path_loss_dB)
@@ -105,3 +110,5 @@ class SimRadio:
             if outcome.lost:
                 self.losses.append(conn.lost_at_s if conn.lost_at_s is not None else self.env.now)
                 self.on_link_lost()
+                for listener in self.loss_listeners:
+                    listener()

@@ -179,6 +179,14 @@ class AddressFilterMissing(Firmware):
         return True
 
 
+class ControlPointOpen(Firmware):
+    """GATT table built without the security level on the control point: any central that connects may
+    write commands (start stimulation, raise the amplitude) without bonding."""
+
+    def control_point_requires_bonding(self) -> bool:
+        return False
+
+
 @dataclass(frozen=True)
 class Fault:
     name: str
@@ -214,6 +222,7 @@ FAULTS: dict[str, Fault] = {
         Fault("unattended_restart_after_link_loss", UnattendedRestartAfterLinkLoss),
         Fault("current_sense_reads_zero", CurrentSenseReadsZero),
         Fault("address_filter_missing", AddressFilterMissing),
+        Fault("ble_control_point_open", ControlPointOpen),
     )
 }
 

@@ -19,6 +19,7 @@ from rig.config.bench import AUTO, BenchConfig
 from rig.config.device import DeviceModel
 from rig.config.loader import FIXTURES_DIR, load_bench, load_device, load_programs
 from rig.config.program import Program
+from rig.dut.commands import StimulatorCommands
 from rig.dut.serial_link import SerialDutLink
 from rig.errors import DutError, LinkDown, StimrigError
 from rig.interfaces import Clock, LoadBox, Oscilloscope, Periodic
@@ -46,7 +47,7 @@ class RigBench:
         self.fault = fault
         self.virtual: Any = None  # simulator.bench.VirtualBench on a simulated bench
         self._scope: Oscilloscope | None = None
-        self._dut: SerialDutLink | None = None
+        self._dut: StimulatorCommands | None = None
         self._load: LoadBox | None = None
         self._clock: Clock = WallClock()
         self._heartbeat: Periodic | None = None
@@ -83,10 +84,23 @@ class RigBench:
 
     @classmethod
     def from_files(
-        cls, bench_path: Path | str, *, programs_dir: Path | str | None = None, fault: str | None = None
+        cls, bench_path: Path | str, *, programs_dir: Path | str | None = None, fault: str | None = None,
+        transport: str | None = None,
     ) -> RigBench:
-        """Load and validate every fixture the run needs; raises FixtureError (one line) otherwise."""
+        """Load and validate every fixture the run needs; raises FixtureError (one line) otherwise.
+        ``transport`` (serial | ble) overrides the bench's ``dut.transport``."""
         config = load_bench(bench_path)
+        if transport is not None and transport != config.dut.transport:
+            from rig.errors import FixtureError
+
+            if transport not in ("serial", "ble"):
+                raise FixtureError(f"--transport {transport!r}: expected serial or ble")
+            if transport == "ble" and config.dut.ble is None:
+                raise FixtureError(f"{config.path}: --transport ble needs a 'dut.ble' section in the bench file "
+                                   "(adapter, device_name, ...; see fixtures/benches/sim.yaml)")
+            if transport == "serial" and config.dut.port == AUTO and not config.simulated:
+                raise FixtureError(f"{config.path}: --transport serial needs a real dut.port")
+            config = config.model_copy(update={"dut": config.dut.model_copy(update={"transport": transport})})
         device = load_device(config.device)
         programs = load_programs(programs_dir)
         rig = cls(config, device, programs, fault=fault)
@@ -141,10 +155,79 @@ class RigBench:
 
     @property
     def dut_port(self) -> str:
+        """Where the DUT is: its serial port, or ``ble:<advertised name>``."""
+        if self.config.dut.transport == "ble":
+            return self._dut.port if self._dut is not None else f"ble:{self.ble_device_name}"
         self.start()
         if self.config.dut.port == AUTO:
             return str(self.virtual.resources.dut_port)
         return self.config.dut.port
+
+    @property
+    def transport(self) -> str:
+        return self.config.dut.transport
+
+    def _ble_config(self) -> Any:
+        cfg = self.config.dut.ble
+        if cfg is None:
+            raise StimrigError(f"{self.config.path}: no 'dut.ble' section: this needs the DUT's BLE settings "
+                               "(adapter, device_name, rogue_adapter; see fixtures/benches/sim.yaml)")
+        return cfg
+
+    def _adapter(self, spec: str) -> str:
+        if spec != AUTO:
+            return spec
+        self.start()
+        return str(self.virtual.resources.ble_adapter)
+
+    @property
+    def ble_adapter(self) -> str:
+        """The rig's Bluetooth adapter (rig.dut.ble_central): system, or bumble:<HCI transport>."""
+        return self._adapter(self._ble_config().adapter)
+
+    @property
+    def ble_device_name(self) -> str:
+        """The name the DUT advertises: ``<model> <serial>`` unless the bench names it."""
+        cfg = self.config.dut.ble
+        if cfg is not None and cfg.device_name != AUTO:
+            return str(cfg.device_name)
+        return f"{self.device.model} {self.device.identity.serial}"
+
+    @property
+    def ble_rogue_adapter(self) -> str:
+        """A second adapter, never bonded with the DUT (the rogue-central test's)."""
+        cfg = self._ble_config()
+        if cfg.rogue_adapter is None:
+            raise StimrigError(f"{self.config.path}: no 'dut.ble.rogue_adapter': the rogue-central test needs a "
+                               "second Bluetooth adapter, never bonded with the DUT (e.g. bumble:usb:1)")
+        if cfg.rogue_adapter == AUTO:
+            self.start()
+            return str(self.virtual.resources.ble_rogue_adapter)
+        return str(cfg.rogue_adapter)
+
+    def ble_adapter_problem(self) -> str | None:
+        """Why the BLE adapter cannot be used here (one line), or None; only for a BLE DUT transport."""
+        if self.transport != "ble":
+            return None
+        from rig.dut.ble_central import adapter_problem
+
+        return adapter_problem(self.ble_adapter)
+
+    def _ble_event(self, text: str) -> None:
+        self.link_events.append(text)
+
+    def _open_dut(self) -> StimulatorCommands:
+        d = self.config.dut
+        if d.transport == "ble":
+            from rig.dut.ble_link import BleDutLink
+
+            return BleDutLink(
+                self._ble_config(), adapter=self.ble_adapter, device_name=self.ble_device_name,
+                reply_timeout_s=d.reply_timeout_s, ceiling_mA=self.config.amplitude_ceiling_mA, clock=self.clock,
+                on_link_event=self._ble_event,
+            )
+        return SerialDutLink(self.dut_port, baudrate=d.baudrate, reply_timeout_s=d.reply_timeout_s,
+                             ceiling_mA=self.config.amplitude_ceiling_mA)
 
     @property
     def scope(self) -> Oscilloscope:
@@ -222,21 +305,16 @@ class RigBench:
             self._link_may_drop = False
 
     @property
-    def dut(self) -> SerialDutLink:
-        """The DUT link. Opening it starts the controller's keep-alive heartbeat (and, on a bench with a
-        radio, first sets the patient at the default distance: the link runs through it)."""
+    def dut(self) -> StimulatorCommands:
+        """The DUT link, over the bench's transport (serial, or BLE with bleak). Opening it starts the
+        controller's keep-alive heartbeat (and, on a bench with a radio, first sets the patient at the
+        default distance: the link runs through it)."""
         if self._dut is None:
             if self.config.radio is not None:
                 _ = self.radio
-            d = self.config.dut
-            self._dut = SerialDutLink(
-                self.dut_port,
-                baudrate=d.baudrate,
-                reply_timeout_s=d.reply_timeout_s,
-                ceiling_mA=self.config.amplitude_ceiling_mA,
-            )
+            self._dut = self._open_dut()
             self._heartbeat = self.clock.every(self.keepalive_interval_s, self._keepalive)
-            self._identified("dut", self.dut_port, self._dut.identify())
+            self._identified("dut", self.dut_port, self._dut.identify(), **self._dut.describe())
         return self._dut
 
     @property
@@ -430,6 +508,7 @@ class RigBench:
             "seed": self.seed,
             "amplitude_ceiling_mA": self.config.amplitude_ceiling_mA,
             "device_model": self.device.model,
+            "dut_transport": self.transport,
             "fault": self.fault,
         }
         if self.virtual is not None:

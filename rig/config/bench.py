@@ -63,11 +63,54 @@ class ScopeConfig(_Strict):
     calibration: Calibration | None = Field(default=None, description="the scope's calibration and due date")
 
 
+class BleConfig(_Strict):
+    """How the rig reaches the DUT over BLE (docs/protocol.md, BLE transport; rig.dut.ble_link).
+
+    ``adapter`` names the Bluetooth adapter: ``system`` (bleak's platform backend: BlueZ over D-Bus on
+    Linux), ``bumble:<transport>`` (an HCI controller through bumble, e.g. ``bumble:usb:0`` or
+    ``bumble:tcp-client:host:port``), or ``auto`` on a simulated bench (the virtual bench's emulated
+    controller). Only that choice differs between benches: the transport code is the same.
+    """
+
+    adapter: str = Field(default="system", min_length=1, description="system | bumble:<transport> | auto (sim)")
+    device_name: str = Field(default=AUTO, min_length=1,
+                             description="advertised name to scan for; auto: '<model> <serial>' of the device fixture")
+    address: str | None = Field(default=None, description="scan for this address instead of the name")
+    scan_timeout_s: float = Field(default=5.0, gt=0, le=120, description="how long one scan looks for the device")
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=120, description="connection + GATT discovery")
+    reconnect_interval_s: float = Field(
+        default=1.0, gt=0, le=600,
+        description="bench time between reconnection attempts after the link dropped (requests fail at once between)",
+    )
+    max_reconnect_attempts: int | None = Field(
+        default=None, ge=0, description="give up reconnecting after this many failed attempts (null: never)")
+    pair: bool = Field(default=True, description="pair and bond at the first connection (the device requires it)")
+    rogue_adapter: str | None = Field(
+        default=None, min_length=1,
+        description="a second adapter, not bonded to the DUT, for the rogue-central test (auto on a simulated bench)",
+    )
+
+    @field_validator("adapter", "rogue_adapter")
+    @classmethod
+    def _adapter_spec(cls, v: str | None) -> str | None:
+        if v is not None and v not in (AUTO, "system") and not (v.startswith("bumble:") and len(v) > len("bumble:")):
+            raise ValueError(f"adapter {v!r} is not 'system', 'bumble:<transport>' (e.g. bumble:usb:0) or 'auto'")
+        return v
+
+
 class DutConfig(_Strict):
-    transport: Literal["serial"] = "serial"
-    port: str = Field(min_length=1, description="serial port path or pyserial URL, or 'auto' when simulated")
+    transport: Literal["serial", "ble"] = "serial"
+    port: str = Field(default=AUTO, min_length=1,
+                      description="serial port path or pyserial URL, or 'auto' when simulated")
     baudrate: int = Field(default=115200, gt=0)
     reply_timeout_s: float = Field(default=1.0, gt=0, le=60)
+    ble: BleConfig | None = Field(default=None, description="the BLE transport's settings (transport: ble)")
+
+    @model_validator(mode="after")
+    def _ble_settings(self) -> DutConfig:
+        if self.transport == "ble" and self.ble is None:
+            raise ValueError("dut.transport is 'ble' but there is no dut.ble section (adapter, device_name, ...)")
+        return self
 
 
 class FixedLoad(_Strict):
@@ -205,8 +248,11 @@ class BenchConfig(_Strict):
     @model_validator(mode="after")
     def _target_consistent(self, info: ValidationInfo) -> BenchConfig:
         if self.target == "hw":
-            if self.scope.resource == AUTO or self.dut.port == AUTO:
+            if self.scope.resource == AUTO or (self.dut.transport == "serial" and self.dut.port == AUTO):
                 raise ValueError("a hardware bench needs a real scope.resource and dut.port, not 'auto'")
+            if self.dut.ble is not None and AUTO in (self.dut.ble.adapter, self.dut.ble.rogue_adapter):
+                raise ValueError("a hardware bench needs a real dut.ble.adapter (system or bumble:<transport>) and "
+                                 "dut.ble.rogue_adapter, not 'auto'")
             if self.load.kind == "simulated":
                 raise ValueError("a hardware bench cannot use a 'simulated' load box (use 'relay' or 'fixed')")
             if self.simulator is not None:

@@ -4,6 +4,6 @@
   ``rig.dut.ble_uuids``).
 - ``peripheral``: a bumble peripheral on an in-process ``LocalLink`` that advertises, accepts a
   connection and answers the frames written to its control point by notifying reply frames.
-- ``bleak_bumble``: ``BumbleScanner`` / ``BumbleClient``, bleak backends over a bumble central on the
+- the bleak backend over bumble the rig uses lives in ``rig.dut.bleak_bumble`` (``BumbleScanner`` / ``BumbleClient``):
   same link, so the rig's bleak-based transport runs unchanged in CI (no radio, no BlueZ).
 """

@@ -2,9 +2,9 @@
 
 | Characteristic | UUID (rig.dut.ble_uuids) | Properties | Value |
 |---|---|---|---|
-| control point | CONTROL_POINT_UUID | write (with response) | request bytes: frames of docs/protocol.md, any chunking |
-| status | STATUS_UUID | notify | reply bytes: frames, notified in pieces of at most ATT_MTU - 3 bytes |
-| identity | IDENTITY_UUID | read | UTF-8 JSON ``{"firmware","model","serial"}``, readable without bonding |
+| control point | CONTROL_POINT_UUID | write (with response); encrypted link | request frames (docs/protocol.md) |
+| status | STATUS_UUID | notify; subscribing needs an encrypted link | reply frames, in pieces of <= ATT_MTU - 3 bytes |
+| identity | IDENTITY_UUID | read; open to any central | UTF-8 JSON ``{"firmware","model","serial"}`` |
 
 bumble adds the Client Characteristic Configuration descriptor (CCCD) of the status characteristic
 itself when the service is added to a device.
@@ -47,13 +47,17 @@ class StimulatorGattService:
     """The bumble ``Service`` with its three characteristics (``service``, ``control_point``, ``status``,
     ``identity``). Writes to the control point go to ``on_control_point_write``."""
 
-    def __init__(self, info: DeviceInfo, on_control_point_write: ControlPointWriter) -> None:
+    def __init__(self, info: DeviceInfo, on_control_point_write: ControlPointWriter, *,
+                 requires_encryption: bool = True) -> None:
         self.info = info
         self._on_write = on_control_point_write
+        write_permission = Characteristic.Permissions.WRITEABLE
+        if requires_encryption:  # an LE link is encrypted only with keys from pairing: a bonded controller
+            write_permission |= Characteristic.Permissions.WRITE_REQUIRES_ENCRYPTION
         self.control_point: Characteristic[bytes] = Characteristic(
             CONTROL_POINT_UUID,
             Characteristic.Properties.WRITE,
-            Characteristic.Permissions.WRITEABLE,
+            write_permission,
             CharacteristicValue[bytes](write=self._write),
         )
         self.status: Characteristic[bytes] = Characteristic(

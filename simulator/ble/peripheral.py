@@ -10,6 +10,19 @@ the reply bytes it returns are notified on the status characteristic, in pieces 
 device). Frames are handled one at a time, in arrival order, by one worker task: the write
 response does not wait for the handler.
 
+Security (docs/protocol.md, BLE transport): the control point needs an encrypted link
+(``control_point_requires_bonding``), and so does subscribing to the status characteristic; the identity
+characteristic is open. An LE link can only be encrypted with keys from pairing, and the device accepts
+pairing (LE Secure Connections, bonding) only while its pairing window is open: from power-up until the
+first bond, and again after ``open_pairing_window()`` (the device's pairing button). Any other central
+may connect and read the identity, and nothing more: its writes get ATT error 0x0F (insufficient
+encryption) and its pairing requests SMP "pairing not supported".
+
+Reach (the link model's say, ``go_out_of_reach`` / ``come_into_reach``): out of reach, the device stops
+advertising, every connection is dropped with reason 0x08 (connection timeout, what a link-layer
+supervision timeout reports), and frames still arriving are dropped; back in reach, it advertises again.
+While in reach it keeps advertising (connectable) up to ``max_connections`` connections.
+
 ``handle(frame_bytes) -> reply_bytes`` receives one frame including its 0x00 delimiter; it may be a
 coroutine function; returning ``b""`` sends nothing. Empty runs (idle 0x00 bytes) are not passed on.
 A run longer than ``MAX_ENCODED_BYTES`` is passed on once, cut to ``MAX_ENCODED_BYTES + 1`` bytes
@@ -23,14 +36,18 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import Any
 
+from bumble.att import Attribute
 from bumble.controller import Controller
 from bumble.core import UUID, AdvertisingData
 from bumble.device import Connection, Device
-from bumble.hci import Address
+from bumble.gatt import GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR
+from bumble.hci import HCI_CONNECTION_TIMEOUT_ERROR, Address
 from bumble.host import Host
 from bumble.link import LocalLink
+from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.transport.common import AsyncPipeSink
 
 from rig.dut.ble_uuids import SERVICE_UUID
@@ -45,6 +62,23 @@ FrameHandler = Callable[[bytes], bytes | Awaitable[bytes]]
 DEFAULT_PERIPHERAL_ADDRESS = "F0:5C:54:00:00:42"
 #: fast advertising, so a scan finds the device within a few tens of milliseconds of loop time
 DEFAULT_ADVERTISING_INTERVAL_MS = 20
+#: connections the device accepts at once (its controller and one more central)
+DEFAULT_MAX_CONNECTIONS = 2
+
+
+class _PairingWindow(PairingDelegate):
+    """The device's side of pairing: accepted only while its pairing window is open (no display, no
+    keyboard: LE Secure Connections "just works", so the window is what keeps strangers out)."""
+
+    def __init__(self, peripheral: SimPeripheral) -> None:
+        super().__init__()
+        self.peripheral = peripheral
+
+    async def accept(self) -> bool:
+        accepted = self.peripheral.pairing_open
+        if not accepted:
+            self.peripheral.pairings_refused += 1
+        return accepted
 
 
 class FrameSplitter:
@@ -86,6 +120,8 @@ class SimPeripheral:
         address: str = DEFAULT_PERIPHERAL_ADDRESS,
         name: str | None = None,
         advertising_interval_ms: int = DEFAULT_ADVERTISING_INTERVAL_MS,
+        control_point_requires_bonding: bool = True,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self.info = info
         self.name = name if name is not None else info.advertised_name()
@@ -95,14 +131,26 @@ class SimPeripheral:
         self.controller = Controller(f"peripheral {self.name}", link=link)
         self.device = Device(name=self.name, address=self.address, host=Host(self.controller,
                                                                              AsyncPipeSink(self.controller)))
-        self.gatt = StimulatorGattService(info, self._on_control_point_write)
+        self.gatt = StimulatorGattService(info, self._on_control_point_write,
+                                          requires_encryption=control_point_requires_bonding)
         self.device.add_service(self.gatt.service)
+        if control_point_requires_bonding:
+            self._protect_status_subscription()
+        self.device.pairing_config_factory = lambda connection: PairingConfig(
+            sc=True, mitm=False, bonding=True, delegate=_PairingWindow(self))
         self.device.on("connection", self._on_connection)
+        self.max_connections = max_connections
         self.connections: list[Connection] = []
+        self.pairing_open = True  # a device without a bond is in pairing mode from power-up
+        self.bonds: list[str] = []  # addresses of the centrals it bonded with
+        self.pairings_refused = 0
+        self.reachable = True
         self.frames_handled = 0
+        self.frames_dropped = 0  # arrived while out of reach
         self._splitters: dict[int, FrameSplitter] = {}
         self._queue: asyncio.Queue[tuple[Connection, bytes]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def address_string(self) -> str:
@@ -112,6 +160,12 @@ class SimPeripheral:
     async def start(self) -> None:
         await self.device.power_on()
         self._worker = asyncio.get_running_loop().create_task(self._serve(), name=f"ble-peripheral {self.name}")
+        await self._advertise()
+
+    async def _advertise(self) -> None:
+        """Advertise (connectable) if in reach, not advertising yet and below ``max_connections``."""
+        if not self.reachable or self.device.is_advertising or len(self.connections) >= self.max_connections:
+            return
         # 31 bytes of legacy advertising data hold the flags and the name; the 128-bit service UUID goes
         # in the scan response, as on a real device (bumble's LocalLink does not carry scan responses).
         advertising_data = AdvertisingData([
@@ -123,16 +177,46 @@ class SimPeripheral:
             (AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS, UUID(SERVICE_UUID).to_bytes(force_128=True)),
         ])
         await self.device.start_advertising(
-            auto_restart=True,
+            auto_restart=False,
             advertising_data=bytes(advertising_data),
             scan_response_data=bytes(scan_response),
             advertising_interval_min=self.advertising_interval_ms,
             advertising_interval_max=self.advertising_interval_ms,
         )
 
+    def _protect_status_subscription(self) -> None:
+        """bumble adds the status characteristic's CCCD as read/write for anyone: subscribing needs an
+        encrypted link too (the replies are the patient's therapy state)."""
+        server = self.device.gatt_server
+        for attribute in server.attributes:
+            if (attribute.type == GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR
+                    and self.gatt.status.handle < attribute.handle <= self.gatt.status.end_group_handle):
+                attribute.permissions = (Attribute.READABLE | Attribute.WRITEABLE
+                                         | Attribute.WRITE_REQUIRES_ENCRYPTION)
+
+    def open_pairing_window(self) -> None:
+        """The pairing button: the next central to pair is accepted (and bonded)."""
+        self.pairing_open = True
+
+    async def go_out_of_reach(self) -> None:
+        """The link model lost the connection: stop advertising, drop every connection (reason 0x08)."""
+        self.reachable = False
+        if self.device.is_advertising:
+            await self.device.stop_advertising()
+        for connection in list(self.connections):
+            with contextlib.suppress(Exception):  # already gone
+                await connection.disconnect(HCI_CONNECTION_TIMEOUT_ERROR)
+
+    async def come_into_reach(self) -> None:
+        """The link model hears the device again: advertise, so that a central can reconnect."""
+        self.reachable = True
+        await self._advertise()
+
     async def stop(self) -> None:
         """Stop advertising, drop every connection, power off."""
-        await self.device.stop_advertising()
+        self.reachable = False
+        if self.device.is_advertising:
+            await self.device.stop_advertising()
         await self.disconnect()
         if self._worker is not None:
             self._worker.cancel()
@@ -154,12 +238,27 @@ class SimPeripheral:
             self._splitters.pop(connection.handle, None)
             if connection in self.connections:
                 self.connections.remove(connection)
+            self._spawn(self._advertise())
+
+        def bonded() -> None:
+            self.bonds.append(connection.peer_address.to_string(with_type_qualifier=False))
+            self.pairing_open = False  # the window closes with the first bond
 
         connection.on("disconnection", gone)
+        connection.on("pairing", lambda keys: bonded())
+        self._spawn(self._advertise())  # stay connectable for a second central
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _on_control_point_write(self, connection: Connection, value: bytes) -> None:
         splitter = self._splitters.get(connection.handle)
         if splitter is None:
+            return
+        if not self.reachable:  # the link model says this never reached the device
+            self.frames_dropped += 1
             return
         for frame in splitter.feed(value):
             self._queue.put_nowait((connection, frame))
@@ -172,7 +271,7 @@ class SimPeripheral:
                 if inspect.isawaitable(reply):
                     reply = await reply
                 self.frames_handled += 1
-                if reply and connection in self.connections:
+                if reply and connection in self.connections and self.reachable:
                     await self._notify(connection, bytes(reply))
             except Exception:  # a model defect must not stop the device serving later frames
                 log.exception("simulated BLE peripheral failed to handle a frame")

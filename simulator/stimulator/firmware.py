@@ -52,6 +52,7 @@ SEAMS = (
     "on_low_battery",
     "on_reconnect",
     "addressed_to_me",
+    "control_point_requires_bonding",
 )
 RUNNING = ("ramp_up", "on", "ramp_down", "off_phase")
 RESTARTABLE = ("idle", "stopped", "link_lost")
@@ -270,6 +271,11 @@ class Firmware:
 
     def supervision_timeout_s(self) -> float:
         return self.device.safety.supervision_timeout_s
+
+    def control_point_requires_bonding(self) -> bool:
+        """The GATT table's security: the control point (and status subscriptions) need an encrypted
+        link, which only a bonded controller can make (docs/protocol.md, BLE transport)."""
+        return True
 
     def ramp_up_s(self, program: Program) -> float:
         """Start-up (and each ON period's) ramp from zero to the set-point."""

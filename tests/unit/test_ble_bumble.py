@@ -24,9 +24,9 @@ from bumble.hci import Address
 from bumble.link import LocalLink
 
 from rig.dut.ble_uuids import CONTROL_POINT_UUID, IDENTITY_UUID, SERVICE_UUID, STATUS_UUID
+from rig.dut.bleak_bumble import BumbleCentral, BumbleClient, BumbleScanner, advertisement_data
 from rig.protocol.framing import Frame, FrameDecoder, FrameError, decode_frame, encode_frame
 from rig.protocol.messages import ErrorCode, MsgType, error_payload, reply_type
-from simulator.ble.bleak_bumble import BumbleCentral, BumbleClient, BumbleScanner, advertisement_data
 from simulator.ble.gatt_service import DeviceInfo
 from simulator.ble.peripheral import FrameSplitter, SimPeripheral
 
@@ -60,7 +60,7 @@ class Bench:
 async def ble_bench() -> AsyncIterator[Bench]:
     link = LocalLink()
     peripheral = SimPeripheral(link, INFO, fake_firmware)
-    central = BumbleCentral(link)
+    central = BumbleCentral.on_link(link)
     await peripheral.start()
     await central.power_on()
     try:
@@ -146,7 +146,7 @@ def test_connect_discover_read_identity_and_exchange_a_frame() -> None:
     async def scenario(bench: Bench) -> None:
         device = await BleakScanner.find_device_by_name(NAME, timeout=2.0, backend=BumbleScanner, **bench.kw)
         assert device is not None
-        async with BleakClient(device, backend=BumbleClient, timeout=2.0, **bench.kw) as client:
+        async with BleakClient(device, backend=BumbleClient, timeout=2.0, pair=True, **bench.kw) as client:
             assert client.is_connected
             assert client.mtu_size == 247
 
@@ -204,7 +204,7 @@ def test_a_reply_longer_than_the_mtu_arrives_in_pieces() -> None:
 
     async def scenario(bench: Bench) -> None:
         bench.peripheral.handle = handler
-        async with BleakClient(bench.peripheral.address_string, backend=BumbleClient, timeout=2.0,
+        async with BleakClient(bench.peripheral.address_string, backend=BumbleClient, timeout=2.0, pair=True,
                                **bench.kw) as client:
             notes = Notifications()
             await client.start_notify(STATUS_UUID, notes)
@@ -219,7 +219,7 @@ def test_a_reply_longer_than_the_mtu_arrives_in_pieces() -> None:
 def test_long_writes_up_to_the_attribute_limit_and_writes_without_response_up_to_the_mtu() -> None:
     async def scenario(bench: Bench) -> None:
         async with BleakClient(bench.peripheral.address_string, services=[SERVICE_UUID], backend=BumbleClient,
-                               **bench.kw) as client:
+                               pair=True, **bench.kw) as client:
             assert [s.uuid for s in client.services] == [SERVICE_UUID]  # bleak's services= filter
             notes = Notifications()
             await client.start_notify(STATUS_UUID, notes)

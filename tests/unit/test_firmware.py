@@ -485,6 +485,7 @@ FAULT_EFFECTS: dict[str, dict[str, Any]] = {
     "low_battery_shutdown_missing": {},  # needs a low battery
     "unattended_restart_after_link_loss": {},  # needs a link loss and a reconnection
     "address_filter_missing": {},  # needs a request addressed to another device (test_bystander.py)
+    "ble_control_point_open": {},  # needs a second, unbonded BLE central (test_ble_security.py, test_ble_link.py)
 }
 
 

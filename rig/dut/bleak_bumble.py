@@ -2,9 +2,8 @@
 
 Usage (everything in one asyncio event loop)::
 
-    link = LocalLink()
-    central = BumbleCentral(link)          # the rig's "adapter" on the link
-    await central.power_on()
+    central = await BumbleCentral.open("tcp-client:127.0.0.1:9001")   # an HCI controller (bumble transport)
+    # or, in one process: central = BumbleCentral.on_link(LocalLink()); await central.power_on()
     device = await BleakScanner.find_device_by_name(name, timeout=1.0, backend=BumbleScanner,
                                                     bumble_central=central)
     async with BleakClient(device, backend=BumbleClient, bumble_central=central) as client:
@@ -41,11 +40,20 @@ AsyncPipeSink(controller))``, ``Device(name, address, host=...)``, ``power_on`` 
 ``"disconnection"`` event), ``Peer`` (``request_mtu``, ``discover_services``), ``ServiceProxy.
 discover_characteristics``, ``CharacteristicProxy`` (``properties``, ``discover_descriptors``,
 ``read_value``, ``write_value``, which does an ATT long write above ``ATT_MTU - 3`` bytes,
-``subscribe`` / ``unsubscribe``), ``DescriptorProxy`` (``read_value`` / ``write_value``), ``att.ATT_Error``.
+``subscribe`` / ``unsubscribe``), ``DescriptorProxy`` (``read_value`` / ``write_value``), ``att.ATT_Error``,
+``Device.with_hci`` and ``bumble.transport.open_transport`` (any HCI transport: ``tcp-client:host:port``,
+``usb:0``, ``serial:/dev/ttyUSB0``...), ``Connection.pair`` / ``Connection.encrypt`` /
+``Connection.is_encrypted``, ``Device.keystore`` (``get`` / ``delete``) and ``core.ProtocolError`` (SMP and HCI
+failures).
+
+Pairing and bonding (bumble's SMP): ``pair()`` (and ``connect(pair=True)``) pairs with LE Secure
+Connections and bonding, or, when the central already holds the peer's keys, only encrypts the link with
+them, as BlueZ does for a bonded device. A connection to a bonded peer is encrypted as it is made. The
+keys live in the central's bumble key store (in memory: a bond lasts as long as the ``BumbleCentral``).
+A refused pairing raises ``BleakError`` naming the SMP reason. ``unpair()`` forgets the peer's keys.
 
 Limits:
 
-- No pairing or bonding yet: ``pair=True``, ``pair()`` and ``unpair()`` raise ``NotImplementedError``.
 - The central uses its static random address; no address resolution (RPA) on either side.
 - Scanning: only bleak's ``service_uuids`` filter. bumble's ``LocalLink`` does not carry scan responses
   (its controller repeats the advertising data as the scan response), so data that a device puts in
@@ -61,6 +69,7 @@ Limits:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid as std_uuid
 from collections.abc import Awaitable, Callable
@@ -78,11 +87,13 @@ from bleak.exc import BleakError, BleakGATTProtocolError
 from bumble.att import ATT_Error
 from bumble.controller import Controller
 from bumble.core import UUID, AdvertisingData, PhysicalTransport
+from bumble.core import ProtocolError as BumbleProtocolError
 from bumble.device import Advertisement, Connection, Device, Peer
 from bumble.gatt_client import CharacteristicProxy, DescriptorProxy
 from bumble.hci import Address
 from bumble.host import Host
 from bumble.link import LocalLink
+from bumble.transport import Transport, open_transport
 from bumble.transport.common import AsyncPipeSink
 
 from rig.dut.ble_uuids import PREFERRED_MTU
@@ -129,25 +140,55 @@ class BumbleCentral:
     clients may hold connections at once; overlapping scans share one scan.
     """
 
-    def __init__(self, link: LocalLink, address: str = DEFAULT_CENTRAL_ADDRESS, name: str = "stimrig") -> None:
-        self.controller = Controller(f"central {name}", link=link)
-        self.device = Device(name=name, address=Address(address, Address.RANDOM_DEVICE_ADDRESS),
-                             host=Host(self.controller, AsyncPipeSink(self.controller)))
+    def __init__(self, device: Device, transport: Transport | None = None) -> None:
+        self.device = device
+        self.transport = transport
         self.seen: dict[str, Address] = {}
         self.device.on("advertisement", self._remember)
         self._scans = 0
+
+    @classmethod
+    async def open(cls, transport_spec: str, address: str = DEFAULT_CENTRAL_ADDRESS,
+                   name: str = "stimrig") -> BumbleCentral:
+        """A central on the HCI controller at ``transport_spec`` (a bumble transport name), powered on."""
+        transport = await open_transport(transport_spec)
+        try:
+            device = Device.with_hci(name, Address(address, Address.RANDOM_DEVICE_ADDRESS),
+                                     transport.source, transport.sink)
+            central = cls(device, transport)
+            await central.power_on()
+        except BaseException:
+            await transport.close()
+            raise
+        return central
+
+    @classmethod
+    def on_link(cls, link: LocalLink, address: str = DEFAULT_CENTRAL_ADDRESS, name: str = "stimrig") -> BumbleCentral:
+        """A central with an emulated controller on ``link`` in this process (``await power_on()`` next)."""
+        controller = Controller(f"central {name}", link=link)
+        return cls(Device(name=name, address=Address(address, Address.RANDOM_DEVICE_ADDRESS),
+                          host=Host(controller, AsyncPipeSink(controller))))
 
     async def power_on(self) -> None:
         await self.device.power_on()
 
     async def close(self) -> None:
-        """Drop every connection and power off."""
-        for connection in list(self.device.connections.values()):
-            await connection.disconnect()
-        if self._scans:
-            self._scans = 0
-            await self.device.stop_scanning()
-        await self.device.power_off()
+        """Drop every connection, power off and close the HCI transport."""
+        try:
+            for connection in list(self.device.connections.values()):
+                await connection.disconnect()
+            if self._scans:
+                self._scans = 0
+                await self.device.stop_scanning()
+            await self.device.power_off()
+        finally:
+            if self.transport is not None:
+                await self.transport.close()
+
+    async def bonded(self, address: Address) -> bool:
+        """Whether the key store holds keys for ``address`` (a bond made earlier)."""
+        keystore = self.device.keystore
+        return keystore is not None and await keystore.get(str(address)) is not None
 
     def _remember(self, advertisement: Advertisement) -> None:
         self.seen[address_str(advertisement.address)] = advertisement.address
@@ -286,8 +327,6 @@ class BumbleClient(BaseBleakClient):
         return self._connection is not None
 
     async def connect(self, pair: bool, **kwargs: Any) -> None:
-        if pair:
-            raise NotImplementedError("the bumble backend cannot pair yet")
         if self._connection is not None:
             return
         async with asyncio.timeout(self._timeout):  # like bleak's own backends: connection and discovery
@@ -296,6 +335,8 @@ class BumbleClient(BaseBleakClient):
             self._connection = connection
             connection.on("disconnection", self._on_disconnection)
             try:
+                if pair or await self._central.bonded(connection.peer_address):
+                    await self._secure(connection)
                 peer = Peer(connection)
                 await _att(peer.request_mtu(PREFERRED_MTU))
                 self.services = await self._discover(peer)
@@ -348,11 +389,31 @@ class BumbleClient(BaseBleakClient):
             except Exception:  # the application's callback must not break bumble's event dispatch
                 log.exception("%s: disconnected callback failed", self.address)
 
+    async def _secure(self, connection: Connection) -> None:
+        """Encrypt with the bond's keys if there is a bond, else pair (and bond); BleakError if refused."""
+        try:
+            if await self._central.bonded(connection.peer_address):
+                await connection.encrypt()
+            else:
+                await connection.pair()
+        except BumbleProtocolError as exc:  # SMP's Pairing Failed reason, or an HCI encryption error
+            what = "encryption with the bond's keys" if exc.error_namespace == "hci" else "pairing"
+            raise BleakError(f"{self.name}: {what} refused by the device ({exc.error_name})") from exc
+
     async def pair(self, *args: Any, **kwargs: Any) -> None:
-        raise NotImplementedError("the bumble backend cannot pair yet")
+        """Pair and bond (or, with a bond already, encrypt the link with its keys)."""
+        self._check_connected()
+        assert self._connection is not None
+        if not self._connection.is_encrypted:
+            await self._secure(self._connection)
 
     async def unpair(self) -> None:
-        raise NotImplementedError("the bumble backend cannot pair yet")
+        """Forget the peer's keys (and disconnect, as bleak's backends do)."""
+        keystore = self._central.device.keystore
+        if keystore is not None:
+            with contextlib.suppress(KeyError):
+                await keystore.delete(str(self._peer_address))
+        await self.disconnect()
 
     # --- I/O -------------------------------------------------------------------------------------
 

@@ -1,0 +1,88 @@
+"""A central the DUT never bonded with (a rogue controller in the next room), for the security test.
+
+It uses the same bleak calls as the rig's own transport, on a second adapter, and records what the device
+let it do: read the identity, subscribe to the status, write request frames to the control point, pair.
+Each attempt's outcome is kept (``Attempt``), never raised: the test decides what is acceptable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bleak import BleakClient
+from bleak.exc import BleakError
+
+from rig.dut.ble_central import CALL_MARGIN_S, BleCentral
+from rig.dut.ble_uuids import CONTROL_POINT_UUID, IDENTITY_UUID, STATUS_UUID
+from rig.errors import DutError
+from rig.protocol.framing import Frame, encode_frame
+from rig.protocol.messages import MsgType
+
+#: a static random address of its own (two top bits set), not the rig's controller
+ROGUE_ADDRESS = "C0:0B:AD:00:00:66"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    action: str
+    accepted: bool
+    detail: str
+
+
+@dataclass
+class UnbondedCentral:
+    adapter: str
+    device_name: str
+    scan_timeout_s: float = 5.0
+    timeout_s: float = 5.0
+    attempts: list[Attempt] = field(default_factory=list)
+
+    def __enter__(self) -> UnbondedCentral:
+        self._central = BleCentral(self.adapter, address=ROGUE_ADDRESS)
+        try:
+            device = self._central.run(
+                self._central.find(name=self.device_name, address=None, timeout_s=self.scan_timeout_s),
+                self.scan_timeout_s + CALL_MARGIN_S)
+            if device is None:
+                raise DutError(f"rogue central on {self.adapter!r}: {self.device_name!r} not found advertising within "
+                               f"{self.scan_timeout_s:g} s (expected the DUT to accept a second connection)")
+            self._client: BleakClient = self._central.client(device, timeout=self.timeout_s)
+            self._central.run(self._client.connect(), self.timeout_s + CALL_MARGIN_S)
+        except BaseException:
+            self._central.close()
+            raise
+        self.notifications: list[bytes] = []
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._central.run(self._client.disconnect(), self.timeout_s)
+        except Exception:  # already gone  # noqa: S110
+            pass
+        self._central.close()
+
+    def _try(self, action: str, coroutine: Any) -> Attempt:
+        try:
+            result = self._central.run(coroutine, self.timeout_s)
+            attempt = Attempt(action, True, "" if result is None else repr(bytes(result))[:120])
+        except (BleakError, TimeoutError, OSError) as exc:
+            attempt = Attempt(action, False, str(exc) or type(exc).__name__)
+        self.attempts.append(attempt)
+        return attempt
+
+    def read_identity(self) -> Attempt:
+        return self._try("read identity", self._client.read_gatt_char(IDENTITY_UUID))
+
+    def subscribe_status(self) -> Attempt:
+        return self._try("subscribe to status",
+                         self._client.start_notify(STATUS_UUID, lambda _c, data: self.notifications.append(bytes(data))))
+
+    def write_request(self, kind: MsgType, payload: dict[str, Any], seq: int) -> Attempt:
+        """One request frame to the control point (write with response)."""
+        frame = encode_frame(Frame(int(kind), seq, payload))
+        return self._try(f"write {kind.name} {payload}",
+                         self._client.write_gatt_char(CONTROL_POINT_UUID, frame, response=True))
+
+    def pair(self) -> Attempt:
+        return self._try("pair", self._client.pair())
