@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--portmapper-port", type=tcp_port, default=None,
                    help="VXI-11 portmapper port (default 111, the standard, if it can be bound, else a free one)")
     s.add_argument("--bind", default=None, help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--transport", choices=("serial", "ble"), default=None,
+                   help="how the controller reaches the DUT: serial (its bridge, bonded; the default of sim.yaml) "
+                        "or ble (the DUT's pairing window open for the first central)")
     mode = s.add_mutually_exclusive_group()
     mode.add_argument("--realtime", dest="realtime", action="store_true", default=True,
                       help="bench time follows the wall clock (default)")

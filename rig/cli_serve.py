@@ -55,6 +55,10 @@ def run_serve(args: argparse.Namespace) -> int:
         config = load_bench(args.bench or FIXTURES_DIR / "benches" / "sim.yaml")
         if not config.simulated:
             raise StimrigError(f"{config.path}: stimrig serve needs a simulated bench (target: sim)")
+        if args.transport is not None and args.transport != config.dut.transport:
+            if args.transport == "ble" and config.dut.ble is None:
+                raise StimrigError(f"{config.path}: --transport ble needs a 'dut.ble' section in the bench file")
+            config = config.model_copy(update={"dut": config.dut.model_copy(update={"transport": args.transport})})
         device = load_device(config.device)
         programs = load_programs()
         start = _parse_start(args.start) if args.start else None
@@ -91,6 +95,12 @@ def run_serve(args: argparse.Namespace) -> int:
             print(f"    (not the standard port 111: point pyvisa-py at it first with "
                   f"`import pyvisa_py.protocols.rpc as rpc; rpc.PMAP_PORT = {res.portmapper_port}`)")
         print(f"  stimulator {device.model} serial port (controller radio bridge): {res.dut_port}")
+        print(f"  stimulator {device.model} over BLE, advertising as {res.ble_device_name!r}: its GATT service through "
+              f"the emulated Bluetooth controller at {res.ble_adapter} (dut.ble.adapter; a second, "
+              f"unbonded one at {res.ble_rogue_adapter})")
+        pairing = ("open: the first central to pair bonds" if config.dut.transport == "ble" else
+                   "closed: bonded to the controller bridge (--transport ble opens it for the first central)")
+        print(f"    its pairing window is {pairing}")
         print(f"  RF attenuator (Mini-Circuits RCDAT telnet commands) in the radio path: {res.attenuator_resource}")
         print(f"  relay load box serial port: {res.loadbox_port} (loads: {', '.join(vbench.loadbox.loads())})")
         if res.bystander_port:

@@ -38,6 +38,7 @@ class Addresses:
     attenuator: str | None
     bystander: str | None
     source: str  # where 'auto' addresses came from
+    ble_adapter: str | None = None  # the rig's Bluetooth adapter, when the bench has dut.ble
 
 
 def _calibration_text(config: BenchConfig, today: date) -> str:
@@ -84,6 +85,35 @@ def _dut(config: BenchConfig, port: str, baudrate: int, timeout_s: float) -> tup
         link.close()
 
 
+def ble_device_name(config: BenchConfig) -> str:
+    """What the DUT advertises: dut.ble.device_name, or '<model> <serial>' of the device fixture."""
+    from rig.config.loader import load_device
+
+    if config.dut.ble is not None and config.dut.ble.device_name != AUTO:
+        return config.dut.ble.device_name
+    device = load_device(config.device)
+    return f"{device.model} {device.identity.serial}"
+
+
+def _dut_ble(config: BenchConfig, adapter: str) -> tuple[str, str]:
+    """Scan, connect and read the identity characteristic, which needs no bonding (nothing is paired)."""
+    import json
+
+    from rig.dut.ble_rogue import UnbondedCentral
+
+    assert config.dut.ble is not None
+    name = ble_device_name(config)
+    with UnbondedCentral(adapter, name, scan_timeout_s=config.dut.ble.scan_timeout_s,
+                         timeout_s=config.dut.ble.connect_timeout_s) as central:
+        raw = central.identity_bytes()
+    try:
+        i = json.loads(raw)
+        return f"{i['model']}, serial {i['serial']}, advertising as {name!r}", str(i["firmware"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StimrigError(f"ble:{name}: identity characteristic is not the JSON of docs/protocol.md ({exc}): "
+                           f"{raw[:80]!r}") from None
+
+
 def _loadbox(config: BenchConfig, port: str) -> tuple[str, str]:
     from rig.loadbox import SerialLoadBox
 
@@ -116,6 +146,9 @@ def check_bench(config: BenchConfig, addresses: Addresses, today: date | None = 
     d = config.dut
     results.append(_check("DUT (stimulator)", addresses.dut,
                           lambda: _dut(config, addresses.dut, d.baudrate, d.reply_timeout_s)))
+    if config.dut.ble is not None and addresses.ble_adapter is not None:
+        adapter = addresses.ble_adapter
+        results.append(_check("DUT over BLE", adapter, lambda: _dut_ble(config, adapter)))
     if config.load.kind == "fixed":
         loads = ", ".join(f"{k} {v:g} ohm" for k, v in (config.load.loads_ohm or {}).items())
         results.append(CheckResult("load", "fixed resistor", True, identity=f"fixed: {loads} (nothing to connect to)"))
@@ -142,7 +175,8 @@ def bench_addresses(config: BenchConfig, state: ServeState | None = None) -> Ite
     """The bench's addresses: as written, or for 'auto' (simulated bench) from a running ``stimrig
     serve`` of the same bench, else from a virtual bench started for the duration of the check."""
     uses_auto = AUTO in (config.scope.resource, config.dut.port, config.load.port) or (
-        config.radio is not None and config.radio.attenuator.resource == AUTO)
+        config.radio is not None and config.radio.attenuator.resource == AUTO) or (
+        config.dut.ble is not None and config.dut.ble.adapter == AUTO)
     if not config.simulated or not uses_auto:
         yield _addresses(config, {}, "the bench file")
         return
@@ -174,4 +208,5 @@ def _addresses(config: BenchConfig, served: dict[str, Any], source: str) -> Addr
         attenuator=_resolve(radio.attenuator.resource, get("attenuator_resource")) if radio else None,
         bystander=_resolve(config.bystander.port, get("bystander_port")) if config.bystander else None,
         source=source,
+        ble_adapter=_resolve(config.dut.ble.adapter, get("ble_adapter")) if config.dut.ble else None,
     )

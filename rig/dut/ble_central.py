@@ -38,7 +38,7 @@ CALL_MARGIN_S = 5.0
 def no_stack_reason(exc: BaseException) -> str | None:
     """If ``exc`` says the machine has no usable Bluetooth stack, a short reason; else None."""
     if isinstance(exc, FileNotFoundError):  # dbus_fast: no system bus socket
-        return f"no D-Bus system bus ({exc.filename or exc})"
+        return f"no D-Bus system bus to reach BlueZ through ({exc.strerror or exc})"
     if isinstance(exc, BleakDBusError):
         if "ServiceUnknown" in str(exc.dbus_error) or "org.bluez" in str(exc):
             return "BlueZ (bluetoothd) is not running"
@@ -96,6 +96,22 @@ class BleCentral:
             return await BleakScanner.find_device_by_address(address, timeout=timeout_s, **self.scanner_kwargs)
         assert name is not None
         return await BleakScanner.find_device_by_name(name, timeout=timeout_s, **self.scanner_kwargs)
+
+    def scan_for(self, *, name: str | None, address: str | None, timeout_s: float, who: str) -> BLEDevice:
+        """``find``, or DutError in one line naming ``who`` (e.g. ``ble:CS-4 123``): not found, or no stack."""
+        try:
+            device = self.run(self.find(name=name, address=address, timeout_s=timeout_s), timeout_s + CALL_MARGIN_S)
+        except (BleakError, OSError, TimeoutError) as exc:
+            reason = no_stack_reason(exc)
+            if reason is not None:
+                raise DutError(f"{who}: scan on BLE adapter {self.adapter!r}: no usable Bluetooth stack on this "
+                               f"machine: {reason}") from None
+            raise DutError(f"{who}: scan on BLE adapter {self.adapter!r} failed: {exc}") from None
+        if device is None:
+            wanted = f"address {address}" if address else f"name {name!r}"
+            raise DutError(f"{who}: device not found: nothing advertising with {wanted} within {timeout_s:g} s on BLE "
+                           f"adapter {self.adapter!r} (expected the stimulator powered, in range and advertising)")
+        return device
 
     def client(self, device: BLEDevice, **kwargs: Any) -> BleakClient:
         return BleakClient(device, **kwargs, **self.client_kwargs)

@@ -28,7 +28,7 @@ from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.exc import BleakError, BleakGATTProtocolError
 
 from rig.config.bench import BleConfig
-from rig.dut.ble_central import CALL_MARGIN_S, BleCentral, no_stack_reason
+from rig.dut.ble_central import CALL_MARGIN_S, BleCentral
 from rig.dut.ble_uuids import CONTROL_POINT_UUID, IDENTITY_UUID, SERVICE_UUID, STATUS_UUID
 from rig.dut.client import ProtocolClient
 from rig.dut.commands import StimulatorCommands
@@ -118,24 +118,8 @@ class BleDutLink(StimulatorCommands):
     # ---- connection -----------------------------------------------------------------------------
     def _connect(self) -> None:
         cfg = self.config
-        try:
-            device = self.central.run(
-                self.central.find(name=None if cfg.address else self.device_name, address=cfg.address,
-                                  timeout_s=cfg.scan_timeout_s),
-                cfg.scan_timeout_s + CALL_MARGIN_S,
-            )
-        except (BleakError, OSError, TimeoutError) as exc:
-            reason = no_stack_reason(exc)
-            if reason is not None:
-                raise DutError(f"{self._port}: scan on BLE adapter {self.adapter!r}: no usable Bluetooth stack on "
-                               f"this machine: {reason}") from None
-            raise DutError(f"{self._port}: scan on BLE adapter {self.adapter!r} failed: {exc}") from None
-        if device is None:
-            wanted = f"address {cfg.address}" if cfg.address else f"name {self.device_name!r}"
-            raise DutError(
-                f"{self._port}: device not found: nothing advertising with {wanted} within {cfg.scan_timeout_s:g} s "
-                f"on BLE adapter {self.adapter!r} (expected the stimulator powered, in range and advertising)"
-            )
+        device = self.central.scan_for(name=None if cfg.address else self.device_name, address=cfg.address,
+                                       timeout_s=cfg.scan_timeout_s, who=self._port)
         client = self.central.client(device, disconnected_callback=self._on_disconnected,
                                      timeout=cfg.connect_timeout_s, pair=cfg.pair)
         try:

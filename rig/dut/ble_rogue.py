@@ -1,4 +1,5 @@
-"""A central the DUT never bonded with (a rogue controller in the next room), for the security test.
+"""A central the DUT never bonded with (a rogue controller in the next room), for the security test and
+for ``stimrig bench check`` (which reads the identity and pairs with nothing).
 
 It uses the same bleak calls as the rig's own transport, on a second adapter, and records what the device
 let it do: read the identity, subscribe to the status, write request frames to the control point, pair.
@@ -7,6 +8,7 @@ Each attempt's outcome is kept (``Attempt``), never raised: the test decides wha
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,12 +43,8 @@ class UnbondedCentral:
     def __enter__(self) -> UnbondedCentral:
         self._central = BleCentral(self.adapter, address=ROGUE_ADDRESS)
         try:
-            device = self._central.run(
-                self._central.find(name=self.device_name, address=None, timeout_s=self.scan_timeout_s),
-                self.scan_timeout_s + CALL_MARGIN_S)
-            if device is None:
-                raise DutError(f"rogue central on {self.adapter!r}: {self.device_name!r} not found advertising within "
-                               f"{self.scan_timeout_s:g} s (expected the DUT to accept a second connection)")
+            device = self._central.scan_for(name=self.device_name, address=None, timeout_s=self.scan_timeout_s,
+                                            who=f"ble:{self.device_name}")
             self._client: BleakClient = self._central.client(device, timeout=self.timeout_s)
             self._central.run(self._client.connect(), self.timeout_s + CALL_MARGIN_S)
         except BaseException:
@@ -56,10 +54,8 @@ class UnbondedCentral:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        try:
+        with contextlib.suppress(Exception):  # already gone
             self._central.run(self._client.disconnect(), self.timeout_s)
-        except Exception:  # already gone  # noqa: S110
-            pass
         self._central.close()
 
     def _try(self, action: str, coroutine: Any) -> Attempt:
@@ -74,9 +70,18 @@ class UnbondedCentral:
     def read_identity(self) -> Attempt:
         return self._try("read identity", self._client.read_gatt_char(IDENTITY_UUID))
 
+    def identity_bytes(self) -> bytes:
+        """The identity characteristic's value (DutError naming the device if it cannot be read)."""
+        try:
+            return bytes(self._central.run(self._client.read_gatt_char(IDENTITY_UUID), self.timeout_s))
+        except (BleakError, TimeoutError, OSError) as exc:
+            raise DutError(f"ble:{self.device_name}: read of the identity characteristic failed: {exc}") from None
+
     def subscribe_status(self) -> Attempt:
-        return self._try("subscribe to status",
-                         self._client.start_notify(STATUS_UUID, lambda _c, data: self.notifications.append(bytes(data))))
+        def keep(_characteristic: Any, data: bytearray) -> None:
+            self.notifications.append(bytes(data))
+
+        return self._try("subscribe to status", self._client.start_notify(STATUS_UUID, keep))
 
     def write_request(self, kind: MsgType, payload: dict[str, Any], seq: int) -> Attempt:
         """One request frame to the control point (write with response)."""

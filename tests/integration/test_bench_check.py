@@ -27,7 +27,9 @@ def test_the_simulated_bench_lists_everything(tmp_path: Path) -> None:
     for line in ("OK   oscilloscope:", "KEYSIGHT TECHNOLOGIES DSO-X 3034T, serial MY00000001",
                  "OK   DUT (stimulator): /dev/pts/", "CS-4, serial SIM-CS4-000042", "firmware 1.4.2",
                  "OK   relay load box:", "OK   RF attenuator:", "Mini-Circuits RCDAT-6000-90",
-                 "OK   bystander stimulator:", "SIM-CS4-000043", "all 5 answered"):
+                 "OK   bystander stimulator:", "SIM-CS4-000043",
+                 "OK   DUT over BLE: bumble:tcp-client:127.0.0.1:", "advertising as 'CS-4 SIM-CS4-000042'",
+                 "all 6 answered"):
         assert line in out, (line, out)
 
 
@@ -39,7 +41,9 @@ def test_a_bench_with_nothing_attached_lists_each_failure() -> None:
     assert "FAIL DUT (stimulator): /dev/ttyUSB0" in out and "cannot open serial port" in out
     assert "FAIL bystander stimulator: /dev/ttyUSB1" in out
     assert "calibration: in date: due 2027-03-02" in out or "calibration: OVERDUE" in out
-    assert "3 of 4 could not be reached" in out
+    # no BLE device in reach (and, on a machine without BlueZ, no Bluetooth stack): one line, named
+    assert "FAIL DUT over BLE: system" in out and "ble:CS-4 SIM-CS4-000042: scan on BLE adapter 'system'" in out
+    assert "4 of 5 could not be reached" in out
     assert "Traceback" not in out + run.stderr
 
 

@@ -47,7 +47,8 @@ def test_serve_prints_every_resource_and_answers_on_vxi11(tmp_path: Path) -> Non
         vxi = re.search(r"VXI-11 \(portmapper on TCP (\d+)\): (TCPIP0::127\.0\.0\.1::inst0::INSTR)", text)
         assert socket_res and vxi, text
         for what in ("serial port (controller radio bridge): /dev/pts/", "RF attenuator", "relay load box",
-                     "bystander stimulator serial port", "rpc.PMAP_PORT ="):
+                     "bystander stimulator serial port", "rpc.PMAP_PORT =", "over BLE, advertising as 'CS-4 ",
+                     "emulated Bluetooth controller at bumble:tcp-client:127.0.0.1:"):
             assert what in text, (what, text)
         with portmapper_port_set_to(int(vxi.group(1))):
             rm = pyvisa.ResourceManager("@py")
@@ -59,7 +60,7 @@ def test_serve_prints_every_resource_and_answers_on_vxi11(tmp_path: Path) -> Non
         check = subprocess.run([sys.executable, "-m", "rig.cli", "bench", "check"], cwd=REPO, capture_output=True,
                                text=True, timeout=120, env={**os.environ, **env, "COLUMNS": "250"})
         assert check.returncode == 0, check.stdout
-        assert "addresses from stimrig serve" in check.stdout and "all 5 answered" in check.stdout
+        assert "addresses from stimrig serve" in check.stdout and "all 6 answered" in check.stdout
 
 
 def test_the_rigol_answers_on_its_raw_socket() -> None:
