@@ -51,6 +51,7 @@ class StimrigState:
     catalogue: RequirementCatalogue | None = None
     operator: str | None = None
     identities_logged: set[str] = field(default_factory=set)
+    link_events_written: int = 0  # how many of rig.link_events are in the records
     stopped_before_start: bool = False
 
     def requirements(self) -> RequirementCatalogue:
@@ -349,6 +350,25 @@ def measure(request: pytest.FixtureRequest, bench: RigBench) -> Recorder:
 
 
 # ---- verdicts and records -------------------------------------------------------------------------
+def _record_link_events(state: StimrigState, nodeid: str) -> None:
+    """Write the link events (dropouts, reconnections) not yet in the records, under ``nodeid``."""
+    if state.rig is None or state.log is None:
+        return
+    for event in state.rig.link_events[state.link_events_written:]:
+        state.results().write("link_event", test=nodeid, event=event)
+    state.link_events_written = len(state.rig.link_events)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    """Link events of the teardown (the patient walked back, the link re-established) are recorded too."""
+    result = yield
+    state = item.config.stash.get(STATE_KEY, None)
+    if state is not None:
+        _record_link_events(state, item.nodeid)
+    return result
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     state = item.config.stash.get(STATE_KEY, None)
@@ -363,15 +383,13 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
             allure.dynamic.label("simulated", "true")
         _allure_requirements(item, state)
     link_errors_before = len(state.rig.link_errors) if state is not None and state.rig is not None else 0
-    link_events_before = len(state.rig.link_events) if state is not None and state.rig is not None else 0
     result = yield
     if state is not None and state.rig is not None:
         for role, identity in state.rig.identities.items():
             if role not in state.identities_logged:
                 state.identities_logged.add(role)
                 state.results().write("instrument", role=role, **identity)
-        for event in state.rig.link_events[link_events_before:]:
-            state.results().write("link_event", test=item.nodeid, event=event)
+        _record_link_events(state, item.nodeid)
     if state is not None and state.rig is not None and len(state.rig.link_errors) > link_errors_before:
         lost = state.rig.link_errors[link_errors_before:]
         raise AssertionError(
@@ -475,6 +493,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             bench_time_s = state.rig.virtual.clock.now()
             outputs_after_stop = state.rig.virtual.output_amplitudes_mA()
     if state.log is not None:
+        _record_link_events(state, "session teardown")
         state.log.write(
             "run_end", exit_status=int(exitstatus), counts=state.counts, bench_time_s=bench_time_s,
             outputs_after_stop_mA=outputs_after_stop,

@@ -95,7 +95,9 @@ the measurement uncertainty of it, so this bench cannot show that it conforms:
 <table><thead><tr><th>role</th><th>resource</th><th>identity</th><th>calibration</th></tr></thead><tbody>
 {% for role, i in instruments.items() %}<tr><td>{{ role }}</td><td class="mono">{{ i.resource }}</td>
 <td>{{ i.get("manufacturer", i.get("model")) }} {{ i.get("model") if i.get("manufacturer") }} · serial {{ i.serial }} ·
-firmware {{ i.get("firmware", i.get("firmware_version")) }}</td>
+firmware {{ i.get("firmware", i.get("firmware_version")) }}{% if i.get("transport") %} · reached over
+<b>{{ i.transport }}</b>{% if i.get("adapter") %} (adapter <span class="mono">{{ i.adapter }}</span>, address
+{{ i.address }}, ATT MTU {{ i.att_mtu }}{{ ", bonded" if i.paired }}){% endif %}{% endif %}</td>
 {% set cal = i.get("calibration") %}
 <td>{% if cal %}{{ cal.certificate }}: {{ cal.calibrated_on }} → due {{ cal.due_on }}
 {% if cal.overdue %}<span class="FAIL">OVERDUE</span>{% endif %}{% else %}n/a{% endif %}</td></tr>
