@@ -26,6 +26,7 @@ from rig.radio.path_loss import mean_path_loss_dB
 from simulator.bench_radio import SimRadio
 from simulator.ble.air import BleAir
 from simulator.ble.gatt_service import DeviceInfo
+from simulator.ble.peripheral import ConnectionParameters
 from simulator.bystander import SimBystander
 from simulator.clock import SimClock
 from simulator.device_server import PtyDeviceServer
@@ -185,6 +186,11 @@ class VirtualBench:
             bind=self.bind,
             control_point_requires_bonding=self.firmware.control_point_requires_bonding(),
             bonded_bridge=config.dut.transport == "serial",
+            connection_parameters=ConnectionParameters(  # the device fixture's, as the link model's
+                interval_ms=self.radio.params.interval_s * 1000.0,
+                peripheral_latency=self.radio.params.peripheral_latency,
+                supervision_timeout_ms=self.radio.params.supervision_timeout_s * 1000.0,
+            ),
         )
         self.radio.loss_listeners.append(self.air.link_lost)
         self.radio.reconnect_listeners.append(self.air.link_restored)

@@ -40,7 +40,7 @@ from bumble.transport.tcp_server import open_tcp_server_transport_with_socket
 
 from rig.protocol.framing import Frame, FrameDecoder, FrameError, encode_frame
 from simulator.ble.gatt_service import DeviceInfo
-from simulator.ble.peripheral import SimPeripheral
+from simulator.ble.peripheral import ConnectionParameters, SimPeripheral
 
 #: what the device does with one request: its reply, or None when no reply gets back (the link dropped)
 RequestHandler = Callable[[Frame | FrameError], Frame | None]
@@ -73,12 +73,14 @@ class BleAir:
         bind: str = "127.0.0.1",
         control_point_requires_bonding: bool = True,
         bonded_bridge: bool = False,
+        connection_parameters: ConnectionParameters | None = None,
     ) -> None:
         self.handle_request = handle_request
         self.info = info
         self.bind = bind
         self.control_point_requires_bonding = control_point_requires_bonding
         self.bonded_bridge = bonded_bridge
+        self.connection_parameters = connection_parameters
         self.adapters: AirAdapters | None = None
         self.peripheral: SimPeripheral | None = None
         self._decoder = FrameDecoder()
@@ -95,7 +97,8 @@ class BleAir:
     async def _start(self) -> AirAdapters:
         link = LocalLink()
         self.peripheral = SimPeripheral(link, self.info, self._handle,
-                                        control_point_requires_bonding=self.control_point_requires_bonding)
+                                        control_point_requires_bonding=self.control_point_requires_bonding,
+                                        connection_parameters=self.connection_parameters)
         if self.bonded_bridge:
             self.peripheral.bonds.append("controller bridge (serial)")
             self.peripheral.pairing_open = False
@@ -177,6 +180,10 @@ class BleAir:
             "adapters": None if self.adapters is None else {"controller": self.adapters.controller,
                                                              "rogue": self.adapters.rogue},
             "bonds": list(p.bonds) if p is not None else [],
+            "connections": [] if p is None else [
+                {"peer": c.peer_address.to_string(with_type_qualifier=False), "encrypted": bool(c.is_encrypted),
+                 "interval_ms": c.parameters.connection_interval, "peripheral_latency": c.parameters.peripheral_latency,
+                 "supervision_timeout_ms": c.parameters.supervision_timeout} for c in list(p.connections)],
             "pairings_refused": p.pairings_refused if p is not None else 0,
             "frames_handled": p.frames_handled if p is not None else 0,
             "frames_dropped_out_of_reach": p.frames_dropped if p is not None else 0,

@@ -21,7 +21,8 @@ encryption) and its pairing requests SMP "pairing not supported".
 Reach (the link model's say, ``go_out_of_reach`` / ``come_into_reach``): out of reach, the device stops
 advertising, every connection is dropped with reason 0x08 (connection timeout, what a link-layer
 supervision timeout reports), and frames still arriving are dropped; back in reach, it advertises again.
-While in reach it keeps advertising (connectable) up to ``max_connections`` connections.
+While in reach it keeps advertising (connectable) up to ``max_connections`` connections. On each connection
+it asks for ``connection_parameters`` (the device fixture's interval, latency and supervision timeout).
 
 ``handle(frame_bytes) -> reply_bytes`` receives one frame including its 0x00 delimiter; it may be a
 coroutine function; returning ``b""`` sends nothing. Empty runs (idle 0x00 bytes) are not passed on.
@@ -37,6 +38,7 @@ import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from bumble.att import Attribute
@@ -64,6 +66,15 @@ DEFAULT_PERIPHERAL_ADDRESS = "F0:5C:54:00:00:42"
 DEFAULT_ADVERTISING_INTERVAL_MS = 20
 #: connections the device accepts at once (its controller and one more central)
 DEFAULT_MAX_CONNECTIONS = 2
+
+
+@dataclass(frozen=True)
+class ConnectionParameters:
+    """What the device asks of each connection (from its device fixture): the link layer's timing."""
+
+    interval_ms: float
+    peripheral_latency: int
+    supervision_timeout_ms: float
 
 
 class _PairingWindow(PairingDelegate):
@@ -122,6 +133,7 @@ class SimPeripheral:
         advertising_interval_ms: int = DEFAULT_ADVERTISING_INTERVAL_MS,
         control_point_requires_bonding: bool = True,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        connection_parameters: ConnectionParameters | None = None,
     ) -> None:
         self.info = info
         self.name = name if name is not None else info.advertised_name()
@@ -140,6 +152,7 @@ class SimPeripheral:
             sc=True, mitm=False, bonding=True, delegate=_PairingWindow(self))
         self.device.on("connection", self._on_connection)
         self.max_connections = max_connections
+        self.connection_parameters = connection_parameters
         self.connections: list[Connection] = []
         self.pairing_open = True  # a device without a bond is in pairing mode from power-up
         self.bonds: list[str] = []  # addresses of the centrals it bonded with
@@ -247,6 +260,17 @@ class SimPeripheral:
         connection.on("disconnection", gone)
         connection.on("pairing", lambda keys: bonded())
         self._spawn(self._advertise())  # stay connectable for a second central
+        if self.connection_parameters is not None:
+            self._spawn(self._request_parameters(connection, self.connection_parameters))
+
+    @staticmethod
+    async def _request_parameters(connection: Connection, wanted: ConnectionParameters) -> None:
+        """Ask the central for the fixture's connection interval, latency and supervision timeout."""
+        try:
+            await connection.update_parameters(wanted.interval_ms, wanted.interval_ms, wanted.peripheral_latency,
+                                               wanted.supervision_timeout_ms)
+        except Exception as exc:  # a central may refuse; the link model keeps the fixture's timing anyway
+            log.warning("connection parameter update refused: %s", exc)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coroutine)
