@@ -85,6 +85,9 @@ class BleConfig(_Strict):
     max_reconnect_attempts: int | None = Field(
         default=None, ge=0, description="give up reconnecting after this many failed attempts (null: never)")
     pair: bool = Field(default=True, description="pair and bond at the first connection (the device requires it)")
+    keystore: Path | None = Field(
+        default=None,
+        description="bumble adapters: a JSON key store file, so that the bond outlives the run (BlueZ keeps its own)")
     rogue_adapter: str | None = Field(
         default=None, min_length=1,
         description="a second adapter, not bonded to the DUT, for the rogue-central test (auto on a simulated bench)",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -53,7 +54,7 @@ def no_stack_reason(exc: BaseException) -> str | None:
 class BleCentral:
     """An adapter (``system`` or ``bumble:<transport>``), opened at construction; DutError if it cannot be."""
 
-    def __init__(self, adapter: str, *, address: str | None = None) -> None:
+    def __init__(self, adapter: str, *, address: str | None = None, keystore_file: str | None = None) -> None:
         self.adapter = adapter
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"ble {adapter}", daemon=True)
@@ -62,22 +63,30 @@ class BleCentral:
         self.scanner_kwargs: dict[str, Any] = {}
         self.client_kwargs: dict[str, Any] = {}
         if adapter.startswith(BUMBLE_PREFIX):
-            self._open_bumble(adapter[len(BUMBLE_PREFIX):], address)
+            self._open_bumble(adapter[len(BUMBLE_PREFIX):], address, keystore_file)
         elif adapter != SYSTEM:
             self.close()
             raise DutError(f"BLE adapter {adapter!r}: unknown (expected 'system' or 'bumble:<transport>')")
 
-    def _open_bumble(self, transport: str, address: str | None) -> None:
+    def _open_bumble(self, transport: str, address: str | None, keystore_file: str | None) -> None:
         from rig.dut.bleak_bumble import DEFAULT_CENTRAL_ADDRESS, BumbleCentral, BumbleClient, BumbleScanner
 
+        host_log = logging.getLogger("bumble.host")  # it logs a traceback of its own when the transport drops
+        level = host_log.level
+        host_log.setLevel(logging.CRITICAL)
         try:
-            self._bumble = self.run(BumbleCentral.open(transport, address or DEFAULT_CENTRAL_ADDRESS), 10.0)
+            self._bumble = self.run(BumbleCentral.open(transport, address or DEFAULT_CENTRAL_ADDRESS,
+                                                       keystore_file=keystore_file), 10.0)
         except Exception as exc:
             self.close()
+            busy = " or another program is using this adapter" if "lost" in str(exc) else ""
             raise DutError(
                 f"BLE adapter {self.adapter!r}: cannot open the HCI transport {transport!r}: "
-                f"{type(exc).__name__}: {exc} (expected a Bluetooth controller there, e.g. usb:0 for a USB dongle)"
+                f"{type(exc).__name__}: {exc} (expected a Bluetooth controller there, e.g. usb:0 for a USB dongle"
+                f"{busy})"
             ) from None
+        finally:
+            host_log.setLevel(level)
         self.scanner_kwargs = {"backend": BumbleScanner, "bumble_central": self._bumble}
         self.client_kwargs = {"backend": BumbleClient, "bumble_central": self._bumble}
 

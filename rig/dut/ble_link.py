@@ -94,7 +94,7 @@ class BleDutLink(StimulatorCommands):
         self.reply_timeout_s = reply_timeout_s
         self.clock = clock
         self.on_link_event = on_link_event
-        self.central = BleCentral(adapter)
+        self.central = BleCentral(adapter, keystore_file=None if config.keystore is None else str(config.keystore))
         self._lock = threading.RLock()
         self._client: BleakClient | None = None
         self._control_point: BleakGATTCharacteristic | None = None
@@ -139,7 +139,8 @@ class BleDutLink(StimulatorCommands):
             self._abandon(client)
             if isinstance(exc, DutError):
                 raise
-            raise DutError(f"{self._port}: subscribe to the status characteristic failed: {exc}") from None
+            hint = "" if self.config.pair else " (the device needs a bonded, encrypted link: set dut.ble.pair)"
+            raise DutError(f"{self._port}: subscribe to the status characteristic failed: {exc}{hint}") from None
         self._client = client
         self.address = device.address
         self.connected = True

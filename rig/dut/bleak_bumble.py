@@ -49,7 +49,8 @@ failures).
 Pairing and bonding (bumble's SMP): ``pair()`` (and ``connect(pair=True)``) pairs with LE Secure
 Connections and bonding, or, when the central already holds the peer's keys, only encrypts the link with
 them, as BlueZ does for a bonded device. A connection to a bonded peer is encrypted as it is made. The
-keys live in the central's bumble key store (in memory: a bond lasts as long as the ``BumbleCentral``).
+keys live in the central's bumble key store: in memory (a bond lasts as long as the ``BumbleCentral``), or
+in a JSON file (``keystore_file``), so that they outlive the process as BlueZ's do.
 A refused pairing raises ``BleakError`` naming the SMP reason. ``unpair()`` forgets the peer's keys.
 
 Limits:
@@ -92,6 +93,7 @@ from bumble.device import Advertisement, Connection, Device, Peer
 from bumble.gatt_client import CharacteristicProxy, DescriptorProxy
 from bumble.hci import Address
 from bumble.host import Host
+from bumble.keys import JsonKeyStore
 from bumble.link import LocalLink
 from bumble.transport import Transport, open_transport
 from bumble.transport.common import AsyncPipeSink
@@ -149,12 +151,15 @@ class BumbleCentral:
 
     @classmethod
     async def open(cls, transport_spec: str, address: str = DEFAULT_CENTRAL_ADDRESS,
-                   name: str = "stimrig") -> BumbleCentral:
-        """A central on the HCI controller at ``transport_spec`` (a bumble transport name), powered on."""
+                   name: str = "stimrig", keystore_file: str | None = None) -> BumbleCentral:
+        """A central on the HCI controller at ``transport_spec`` (a bumble transport name), powered on.
+        ``keystore_file``: a JSON key store, so that bonds outlive the process (else they are in memory)."""
         transport = await open_transport(transport_spec)
         try:
             device = Device.with_hci(name, Address(address, Address.RANDOM_DEVICE_ADDRESS),
                                      transport.source, transport.sink)
+            if keystore_file is not None:
+                device.keystore = JsonKeyStore(namespace=address, filename=keystore_file)
             central = cls(device, transport)
             await central.power_on()
         except BaseException:

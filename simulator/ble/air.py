@@ -35,8 +35,7 @@ from typing import Any, TypeVar
 
 from bumble.controller import Controller
 from bumble.link import LocalLink
-from bumble.transport import Transport
-from bumble.transport.tcp_server import open_tcp_server_transport_with_socket
+from bumble.transport.common import StreamPacketSource
 
 from rig.protocol.framing import Frame, FrameDecoder, FrameError, encode_frame
 from simulator.ble.gatt_service import DeviceInfo
@@ -54,6 +53,63 @@ ADAPTER_ROLES = ("controller", "rogue")
 START_TIMEOUT_S = 10.0
 #: how long a bench-time event (link lost / restored) waits for the air to act on it
 REACH_CHANGE_TIMEOUT_S = 5.0
+
+
+class HciAdapterServer:
+    """An emulated HCI controller on ``link``, served over TCP (H4 packets, Nagle off) to one host at a time,
+    as a USB dongle is opened by one stack at a time: a second client is closed at once (logged)."""
+
+    def __init__(self, name: str, link: LocalLink) -> None:
+        self.name = name
+        self.controller = Controller(name, host_sink=self, link=link)
+        self.host: asyncio.Transport | None = None
+        self.server: asyncio.Server | None = None
+
+    async def listen(self, bind: str) -> int:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # IPPROTO_TCP: asyncio
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # then turns Nagle off on each client
+        sock.bind((bind, 0))
+        self.server = await asyncio.get_running_loop().create_server(self._protocol, sock=sock)
+        return int(sock.getsockname()[1])
+
+    def _protocol(self) -> asyncio.Protocol:
+        return _HostConnection(self)
+
+    def on_packet(self, packet: bytes) -> None:
+        """The controller's HCI events and ACL data, to the attached host."""
+        if self.host is not None:
+            self.host.write(packet)
+
+    async def close(self) -> None:
+        if self.host is not None:
+            self.host.close()
+        if self.server is not None:
+            self.server.close()
+
+
+class _HostConnection(StreamPacketSource):
+    def __init__(self, adapter: HciAdapterServer) -> None:
+        super().__init__()
+        self.adapter = adapter
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        if self.adapter.host is not None:
+            log.warning("%s: a second host tried to attach while one is attached; refused", self.adapter.name)
+            transport.close()
+            return
+        self.transport = transport
+        self.adapter.host = transport
+        self.set_packet_sink(self.adapter.controller)  # HCI commands and ACL data from this host
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport is not None:
+            super().data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is not None and self.adapter.host is self.transport:
+            self.adapter.host = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +142,7 @@ class BleAir:
         self._decoder = FrameDecoder()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"ble-air {info.serial}", daemon=True)
-        self._transports: list[Transport] = []
+        self._servers: list[HciAdapterServer] = []
 
     # ---- lifecycle ----------------------------------------------------------------------------
     def start(self) -> AirAdapters:
@@ -104,15 +160,9 @@ class BleAir:
             self.peripheral.pairing_open = False
         specs = {}
         for role in ADAPTER_ROLES:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # IPPROTO_TCP: asyncio
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # then turns Nagle off on each client
-            sock.bind((self.bind, 0))
-            sock.listen(1)
-            port = sock.getsockname()[1]
-            transport = await open_tcp_server_transport_with_socket(sock)
-            self._transports.append(transport)
-            Controller(f"{role} adapter", host_source=transport.source, host_sink=transport.sink, link=link)
-            specs[role] = f"tcp-client:{self.bind}:{port}"
+            server = HciAdapterServer(f"{role} adapter", link)
+            self._servers.append(server)
+            specs[role] = f"tcp-client:{self.bind}:{await server.listen(self.bind)}"
         await self.peripheral.start()
         return AirAdapters(**specs)
 
@@ -127,9 +177,9 @@ class BleAir:
     async def _stop(self) -> None:
         if self.peripheral is not None:
             await self.peripheral.stop()
-        for transport in self._transports:
+        for server in self._servers:
             with contextlib.suppress(Exception):
-                await transport.close()
+                await server.close()
 
     def _call(self, coroutine: Coroutine[Any, Any, _T], timeout_s: float) -> _T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout_s)

@@ -28,8 +28,10 @@ def test_start_ramps_up_from_zero(channel, bench, dut, scope, device_model, meas
     setup = acquisition(program, plan, "train", trigger_level_V=0.1 * plan.peak_V)
     train = analyse(capture(scope, setup, cfg.timeout_s))
     first_mA = 1000.0 * train.phase1_amplitude[0] / MEASUREMENT_LOAD_OHM
-    # the ramp moves on during the capture; the first pulse is within a few pulses of the quarter mark
-    band = device_model.tolerances.amplitude_band_mA(nominal_mA) + 0.05 * target
+    # the ramp moves on before the first captured pulse: STATUS's round trip over the radio (a few connection
+    # events, more with retransmissions) and the scope's arming come first, up to ~10 % of the ramp, which
+    # the band allows for on top of the amplitude tolerance (a missing ramp starts at the full amplitude)
+    band = device_model.tolerances.amplitude_band_mA(nominal_mA) + 0.10 * target
     measure(Measurement.around("amplitude_quarter_into_ramp", "mA", nominal_mA, band,
                                source=f"program {program.id}: ramp_up_s {program.ramp_up_s:g} s from zero"),
             first_mA, target_mA=target, channel=channel)
