@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rig.errors import FixtureError
-from rig.pytest_plugin import DEFAULT_SIM_BENCH, StimrigState
+from rig.pytest_plugin import DEFAULT_SIM_BENCH, StimrigState, call_outcome
 from rig.results import new_run_id
 
 
@@ -45,7 +45,7 @@ class ProgressReporter:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         outcome: str | None = None
         if report.when == "call":
-            outcome = report.outcome
+            outcome = call_outcome(report)
         elif report.failed:
             outcome = "error"
         elif report.when == "setup" and report.skipped:

@@ -444,11 +444,15 @@ SEVERITY_ORDER = ["blocker", "critical", "normal", "minor", "trivial"]
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
+    if report.when == "call" and report.failed and call.excinfo is not None \
+            and not call.excinfo.errisinstance((AssertionError, pytest.fail.Exception)):
+        # the rig could not measure (an instrument, the DUT link, a fixture): ERROR, not a device FAIL
+        report.user_properties.append(RIG_ERROR)
     state = item.config.stash.get(STATE_KEY, None)
     if state is None or state.log is None:
         return report
     if report.when == "call" or report.outcome != "passed":
-        outcome = report.outcome if report.when == "call" else ("error" if report.failed else report.outcome)
+        outcome = call_outcome(report) if report.when == "call" else ("error" if report.failed else report.outcome)
         state.counts[outcome] = state.counts.get(outcome, 0) + 1
         message = "" if report.passed else str(report.longrepr.reprcrash.message) if hasattr(
             report.longrepr, "reprcrash"
@@ -470,6 +474,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             message=message,
         )
     return report
+
+
+RIG_ERROR = ("stimrig_outcome", "error")
+
+
+def call_outcome(report: pytest.TestReport) -> str:
+    """passed / failed (an assertion: a measurement out of limits) / error (the rig could not measure)."""
+    return "error" if RIG_ERROR in report.user_properties else report.outcome
 
 
 def evidence_verdict(outcome: str, marginal: list[str]) -> str:

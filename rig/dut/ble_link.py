@@ -25,7 +25,7 @@ from typing import Any
 
 from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
-from bleak.exc import BleakError, BleakGATTProtocolError
+from bleak.exc import BleakGATTProtocolError
 
 from rig.config.bench import BleConfig
 from rig.dut.ble_central import CALL_MARGIN_S, BleCentral
@@ -124,7 +124,7 @@ class BleDutLink(StimulatorCommands):
                                      timeout=cfg.connect_timeout_s, pair=cfg.pair)
         try:
             self.central.run(client.connect(), cfg.connect_timeout_s + CALL_MARGIN_S)
-        except (BleakError, OSError, TimeoutError) as exc:
+        except Exception as exc:  # bleak's, the OS's or the stack's own errors: one line naming the device
             hint = " (is the device in pairing mode? Bonding needs its pairing button for the first connection)" \
                 if "pair" in str(exc).lower() else ""
             raise DutError(f"{self._port}: connect to {device.address} failed: {exc or type(exc).__name__}"
@@ -228,9 +228,9 @@ class BleDutLink(StimulatorCommands):
                 f"{self._port}: {self._operation}: the device refused the control-point write: {exc} (expected a "
                 "bonded, encrypted link: set dut.ble.pair and bond the controller with the device)"
             ) from None
-        except (BleakError, OSError, TimeoutError) as exc:
+        except Exception as exc:  # a dropped connection shows as whatever the stack raises: named, one line
             if not self.connected:
-                raise _Dropped(f"disconnected during the write ({exc})") from None
+                raise _Dropped(f"disconnected during the write ({exc or type(exc).__name__})") from None
             raise DutError(f"{self._port}: {self._operation}: control-point write failed: {exc}") from None
 
     def _request(self, kind: MsgType, payload: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -136,6 +136,28 @@ def test_measurement_verdicts_decide_the_outcome(pytester: pytest.Pytester) -> N
     assert sorted(outcomes) == ["failed", "failed", "failed", "passed"]
 
 
+def test_a_rig_error_during_a_test_is_an_error_not_a_device_failure(pytester: pytest.Pytester) -> None:
+    """A DutError in the test body (a dropped link, a corrupt reply) means nothing was proven about the
+    device: ERROR in the records and the evidence verdict, never FAIL (and never PASS)."""
+    pytester.makepyfile(
+        """
+        from rig.errors import DutError
+        from rig.measurements import Measurement
+
+        def test_link_breaks(measure):
+            measure(Measurement("x", "mA", 1, 2), 1.5)
+            raise DutError("ble:CS-4 X: STATUS not delivered: the link dropped")
+        """
+    )
+    results = pytester.path / "res"
+    pytester.runpytest_subprocess("--results-dir", str(results))
+    (run,) = [p for p in results.iterdir() if p.is_dir()]
+    records = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    (result,) = [r for r in records if r["kind"] == "test_result"]
+    assert (result["outcome"], result["verdict"]) == ("error", "ERROR")
+    assert "STATUS not delivered" in result["message"]
+
+
 def test_a_failed_precondition_stops_the_test_as_a_failure(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
