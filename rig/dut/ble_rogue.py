@@ -46,7 +46,12 @@ class UnbondedCentral:
             device = self._central.scan_for(name=self.device_name, address=None, timeout_s=self.scan_timeout_s,
                                             who=f"ble:{self.device_name}")
             self._client: BleakClient = self._central.client(device, timeout=self.timeout_s)
-            self._central.run(self._client.connect(), self.timeout_s + CALL_MARGIN_S)
+            try:
+                self._central.run(self._client.connect(), self.timeout_s + CALL_MARGIN_S)
+            except Exception as exc:
+                raise DutError(f"ble:{self.device_name}: connect from a second central on {self.adapter!r} failed: "
+                               f"{exc or type(exc).__name__} (expected the device to accept a second connection)"
+                               ) from None
         except BaseException:
             self._central.close()
             raise
