@@ -17,7 +17,7 @@ from pyvisa.resources import MessageBasedResource
 from rig.capture import Capture
 from rig.errors import InstrumentError
 from rig.instruments.blocks import read_definite_block
-from rig.instruments.scope_session import ScpiScope, scpi_integer
+from rig.instruments.scope_session import ScpiScope, scpi_integer, validate_setup
 from rig.instruments.visa import is_timeout, visa_errors
 from rig.interfaces import AcquisitionSetup, Clock, InstrumentIdentity
 
@@ -32,7 +32,6 @@ _ACQUIRE_TYPES = {0: "NORMal", 1: "PEAK", 2: "AVERage", 3: "HRESolution"}
 _REFERENCES = {"left": "LEFT", "center": "CENTer", "right": "RIGHt"}
 _SWEEPS = {"normal": "NORMal", "auto": "AUTO"}
 _SLOPES = {"positive": "POSitive", "negative": "NEGative"}
-_NO_ERROR = 'an empty error queue (+0,"No error")'
 _PREAMBLE_FIELDS = 10
 _PREAMBLE_EXPECTED = (
     "10 comma-separated fields: format,type,points,count,xincrement,xorigin,xreference,yincrement,yorigin,yreference"
@@ -130,7 +129,6 @@ class KeysightInfiniiVision(ScpiScope):
         identity: InstrumentIdentity | None = None,
     ) -> None:
         super().__init__(resource, resource_name, identity=identity)
-        self._setup: AcquisitionSetup | None = None
 
     # -- Oscilloscope --------------------------------------------------------------------------
 
@@ -141,24 +139,12 @@ class KeysightInfiniiVision(ScpiScope):
 
     def configure(self, setup: AcquisitionSetup) -> None:
         self._guard("configure")
-        commands = configure_commands(setup, channels=self.channels, instrument=self.resource)
-        for command in commands:
-            self._session.write(command)
-        errors = self._drain_errors()
-        if errors:
-            raise InstrumentError(
-                self.resource,
-                "; ".join(commands),
-                f"the scope reported {len(errors)} error(s) after configuring: {'; '.join(errors)}",
-                _NO_ERROR,
-            )
-        self._setup = setup
+        self._apply(setup, configure_commands(setup, channels=self.channels, instrument=self.resource))
 
     def single(self, timeout_s: float) -> None:
         command = ":DIGitize; *OPC?"
         self._guard(command)
-        if not timeout_s > 0 or not math.isfinite(timeout_s):
-            raise InstrumentError(self.resource, command, f"invalid timeout {timeout_s!r} s", "a positive time")
+        self._check_timeout(command, timeout_s)
         self._session.write(":DIGitize")
         try:
             with self._session.timeout(timeout_s):
@@ -166,14 +152,7 @@ class KeysightInfiniiVision(ScpiScope):
         except InstrumentError as exc:
             if not is_timeout(exc):
                 raise
-            recovered = self._resync(f"no trigger within {timeout_s:g} s")
-            after = "session resynchronised" if recovered else "session lost: driver now unusable, reopen the scope"
-            raise InstrumentError(
-                self.resource,
-                command,
-                f"no trigger / acquisition did not complete within {timeout_s:g} s ({after})",
-                self._trigger_expectation(),
-            ) from exc
+            raise self._no_trigger(command, timeout_s) from exc
         if reply != "1":
             self._resync(f"*OPC? answered {reply!r}")
             raise InstrumentError(self.resource, command, f"*OPC? answered {reply!r}", "'1'")
@@ -211,21 +190,8 @@ class KeysightInfiniiVision(ScpiScope):
             if not running:
                 return
             if clock.now() >= deadline:
-                self._resync(f"no trigger within {timeout_s:g} s")
-                raise InstrumentError(
-                    self.resource, ":SINGle", f"no trigger within {timeout_s:g} s of bench time after arming",
-                    self._trigger_expectation(),
-                )
+                raise self._not_acquired(timeout_s)
             clock.wait(poll_s)
-
-    def _trigger_expectation(self) -> str:
-        if self._setup is None:
-            return "a trigger as currently set up on the scope"
-        trigger = self._setup.trigger
-        return (
-            f"a trigger on CHANnel{trigger.source_channel} at level {trigger.level_V:g} V "
-            f"({trigger.slope} edge, {trigger.sweep} sweep)"
-        )
 
     def read_waveform(self, channel: int) -> Capture:
         source = f":WAVeform:SOURce CHANnel{channel}"
@@ -251,14 +217,7 @@ class KeysightInfiniiVision(ScpiScope):
                 f"block holds {len(data)} bytes but the preamble says {preamble.points} points",
                 "one BYTE per point of the preamble",
             )
-        errors = self._drain_errors()
-        if errors:
-            raise InstrumentError(
-                self.resource,
-                f"{source}; :WAVeform:PREamble?; :WAVeform:DATA?",
-                f"the scope reported error(s) reading the waveform: {'; '.join(errors)}",
-                _NO_ERROR,
-            )
+        self._require_empty_error_queue(f"{source}; :WAVeform:PREamble?; :WAVeform:DATA?", "reading the waveform")
         return self._capture(channel, preamble, data)
 
     def _read_block(self, command: str) -> bytes | memoryview:
@@ -298,7 +257,7 @@ class KeysightInfiniiVision(ScpiScope):
 
 def configure_commands(setup: AcquisitionSetup, *, channels: int, instrument: str) -> list[str]:
     """The SCPI commands applying ``setup`` (validated first), in the order they are sent."""
-    _validate(setup, channels=channels, instrument=instrument)
+    validate_setup(setup, channels=channels, instrument=instrument)
     commands = ["*CLS"]
     listed = {c.channel: c for c in setup.channels}
     for n in range(1, channels + 1):
@@ -330,28 +289,3 @@ def configure_commands(setup: AcquisitionSetup, *, channels: int, instrument: st
     return commands
 
 
-def _validate(setup: AcquisitionSetup, *, channels: int, instrument: str) -> None:
-    def bad(problem: str, expected: str) -> InstrumentError:
-        return InstrumentError(instrument, "configure", problem, expected)
-
-    numbers = [c.channel for c in setup.channels]
-    if not numbers:
-        raise bad("no channel to acquire", "at least one ChannelSetup")
-    if len(set(numbers)) != len(numbers):
-        raise bad(f"channels listed twice: {numbers}", "each channel at most once")
-    for n in [*numbers, setup.trigger.source_channel]:
-        if not 1 <= n <= channels:
-            raise bad(f"no channel {n}", f"channels 1-{channels}")
-    for chan in setup.channels:
-        if not (chan.scale_V_per_div > 0 and math.isfinite(chan.scale_V_per_div)):
-            raise bad(f"CHANnel{chan.channel} scale {chan.scale_V_per_div} V/div", "a positive V/div")
-        if not (chan.probe_attenuation > 0 and math.isfinite(chan.probe_attenuation)):
-            raise bad(f"CHANnel{chan.channel} probe {chan.probe_attenuation}", "a positive attenuation")
-        if not math.isfinite(chan.offset_V):
-            raise bad(f"CHANnel{chan.channel} offset {chan.offset_V} V", "a finite offset")
-    if not (setup.time_scale_s_per_div > 0 and math.isfinite(setup.time_scale_s_per_div)):
-        raise bad(f"time scale {setup.time_scale_s_per_div} s/div", "a positive s/div")
-    if not math.isfinite(setup.time_position_s) or not math.isfinite(setup.trigger.level_V):
-        raise bad("non-finite time position or trigger level", "finite values")
-    if setup.points < 1:
-        raise bad(f"{setup.points} points", "at least 1 point")

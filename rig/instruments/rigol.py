@@ -33,7 +33,7 @@ from pyvisa.resources import MessageBasedResource
 from rig.capture import Capture
 from rig.errors import InstrumentError
 from rig.instruments.blocks import read_definite_block
-from rig.instruments.scope_session import ScpiScope, scpi_integer
+from rig.instruments.scope_session import ScpiScope, scpi_integer, validate_setup
 from rig.instruments.visa import visa_errors
 from rig.interfaces import AcquisitionSetup, Clock, InstrumentIdentity
 
@@ -62,7 +62,6 @@ _REFERENCE_DIVISIONS_FROM_CENTRE = {"left": HORIZONTAL_DIVISIONS / 2 - 1, "cente
                                     "right": -(HORIZONTAL_DIVISIONS / 2 - 1)}
 _ARMED_STATES = ("WAIT", "TD", "RUN", "AUTO")
 _STATUS_EXPECTED = "one of TD, WAIT, RUN, AUTO, STOP"
-_NO_ERROR = 'an empty error queue (0,"No error")'
 _PREAMBLE_FIELDS = 10
 _PREAMBLE_EXPECTED = (
     "10 comma-separated fields: format,type,points,count,xincrement,xorigin,xreference,yincrement,yorigin,"
@@ -170,7 +169,6 @@ class RigolDS1000Z(ScpiScope):
         if not 1 <= chunk_points <= MAX_POINTS_PER_READ:
             raise ValueError(f"chunk_points must be 1..{MAX_POINTS_PER_READ}, not {chunk_points}")
         super().__init__(resource, resource_name, identity=identity)
-        self._setup: AcquisitionSetup | None = None
         self._depth: int | None = None
         self.chunk_points = chunk_points
 
@@ -182,18 +180,7 @@ class RigolDS1000Z(ScpiScope):
 
     def configure(self, setup: AcquisitionSetup) -> None:
         self._guard("configure")
-        commands = configure_commands(setup, instrument=self.resource)
-        for command in commands:
-            self._session.write(command)
-        errors = self._drain_errors()
-        if errors:
-            raise InstrumentError(
-                self.resource,
-                "; ".join(commands),
-                f"the scope reported {len(errors)} error(s) after configuring: {'; '.join(errors)}",
-                _NO_ERROR,
-            )
-        self._setup = setup
+        self._apply(setup, configure_commands(setup, instrument=self.resource))
         self._depth = memory_depth_for(setup.points, len(setup.channels), setup.time_scale_s_per_div)
 
     def _status(self, command: str) -> str:
@@ -218,8 +205,7 @@ class RigolDS1000Z(ScpiScope):
     def single(self, timeout_s: float) -> None:
         command = ":SINGle; :TRIGger:STATus? until STOP"
         self._guard(command)
-        if not timeout_s > 0 or not math.isfinite(timeout_s):
-            raise InstrumentError(self.resource, command, f"invalid timeout {timeout_s!r} s", "a positive time")
+        self._check_timeout(command, timeout_s)
         deadline = time.monotonic() + timeout_s
         auto = self._setup is not None and self._setup.trigger.sweep == "auto"
         status = self._arm_single(command)
@@ -228,14 +214,7 @@ class RigolDS1000Z(ScpiScope):
             if auto and status == "WAIT" and polls >= AUTO_POLLS_BEFORE_FORCE and polls % AUTO_POLLS_BEFORE_FORCE == 0:
                 self._session.write(":TFORce")  # auto sweep: no trigger came while we waited (again if ignored)
             if time.monotonic() >= deadline:
-                recovered = self._resync(f"no trigger within {timeout_s:g} s")
-                after = "session resynchronised" if recovered else "session lost: driver now unusable, reopen the scope"
-                raise InstrumentError(
-                    self.resource,
-                    command,
-                    f"no trigger / acquisition did not complete within {timeout_s:g} s ({after})",
-                    self._trigger_expectation(),
-                )
+                raise self._no_trigger(command, timeout_s)
             if polls >= 8:  # back off: a real scope needs wall time, an emulated one answers at once
                 time.sleep(min(_POLL_SLEEP_MAX_S, 0.001 * (polls - 7)))
             status = self._status(command)
@@ -256,21 +235,8 @@ class RigolDS1000Z(ScpiScope):
             if self._status(command) == "STOP":
                 return
             if clock.now() >= deadline:
-                self._resync(f"no trigger within {timeout_s:g} s")
-                raise InstrumentError(
-                    self.resource, ":SINGle", f"no trigger within {timeout_s:g} s of bench time after arming",
-                    self._trigger_expectation(),
-                )
+                raise self._not_acquired(timeout_s)
             clock.wait(poll_s)
-
-    def _trigger_expectation(self) -> str:
-        if self._setup is None:
-            return "a trigger as currently set up on the scope"
-        trigger = self._setup.trigger
-        return (
-            f"a trigger on CHANnel{trigger.source_channel} at level {trigger.level_V:g} V "
-            f"({trigger.slope} edge, {trigger.sweep} sweep)"
-        )
 
     def read_waveform(self, channel: int) -> Capture:
         source = f":WAVeform:SOURce CHANnel{channel}"
@@ -297,14 +263,8 @@ class RigolDS1000Z(ScpiScope):
                 f"the {self._depth} points of the memory depth configured (:ACQuire:MDEPth {self._depth})",
             )
         samples = self._read_memory(preamble.points)
-        errors = self._drain_errors()
-        if errors:
-            raise InstrumentError(
-                self.resource,
-                f"{source}; :WAVeform:PREamble?; :WAVeform:STARt/STOP/DATA?",
-                f"the scope reported error(s) reading the waveform: {'; '.join(errors)}",
-                _NO_ERROR,
-            )
+        self._require_empty_error_queue(f"{source}; :WAVeform:PREamble?; :WAVeform:STARt/STOP/DATA?",
+                                        "reading the waveform")
         return self._capture(channel, preamble, samples)
 
     def _read_memory(self, points: int) -> np.ndarray:
@@ -359,7 +319,7 @@ class RigolDS1000Z(ScpiScope):
 
 def configure_commands(setup: AcquisitionSetup, *, instrument: str) -> list[str]:
     """The SCPI commands applying ``setup`` (validated first), in the order they are sent."""
-    _validate(setup, instrument=instrument)
+    validate_setup(setup, channels=CHANNELS, instrument=instrument)
     commands = ["*CLS", ":RUN"]  # memory depth is changed with the scope running, as from the front panel
     listed = {c.channel: c for c in setup.channels}
     for n in range(1, CHANNELS + 1):
@@ -392,28 +352,3 @@ def configure_commands(setup: AcquisitionSetup, *, instrument: str) -> list[str]
     return commands
 
 
-def _validate(setup: AcquisitionSetup, *, instrument: str) -> None:
-    def bad(problem: str, expected: str) -> InstrumentError:
-        return InstrumentError(instrument, "configure", problem, expected)
-
-    numbers = [c.channel for c in setup.channels]
-    if not numbers:
-        raise bad("no channel to acquire", "at least one ChannelSetup")
-    if len(set(numbers)) != len(numbers):
-        raise bad(f"channels listed twice: {numbers}", "each channel at most once")
-    for n in [*numbers, setup.trigger.source_channel]:
-        if not 1 <= n <= CHANNELS:
-            raise bad(f"no channel {n}", f"channels 1-{CHANNELS}")
-    for chan in setup.channels:
-        if not (chan.scale_V_per_div > 0 and math.isfinite(chan.scale_V_per_div)):
-            raise bad(f"CHANnel{chan.channel} scale {chan.scale_V_per_div} V/div", "a positive V/div")
-        if not (chan.probe_attenuation > 0 and math.isfinite(chan.probe_attenuation)):
-            raise bad(f"CHANnel{chan.channel} probe {chan.probe_attenuation}", "a positive attenuation")
-        if not math.isfinite(chan.offset_V):
-            raise bad(f"CHANnel{chan.channel} offset {chan.offset_V} V", "a finite offset")
-    if not (setup.time_scale_s_per_div > 0 and math.isfinite(setup.time_scale_s_per_div)):
-        raise bad(f"time scale {setup.time_scale_s_per_div} s/div", "a positive s/div")
-    if not math.isfinite(setup.time_position_s) or not math.isfinite(setup.trigger.level_V):
-        raise bad("non-finite time position or trigger level", "finite values")
-    if setup.points < 1:
-        raise bad(f"{setup.points} points", "at least 1 point")
