@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,18 +24,16 @@ import numpy as np
 
 from simulator.instruments import render
 from simulator.instruments.host import ScopeHost
+from simulator.instruments.ieee488 import InstrumentSession, StatusRegisters, no_args, query, status_commands
 from simulator.instruments.render import EdgeTrigger, FrontEnd, RecordGeometry
 from simulator.instruments.scope_model import ScopeModel, load_scope_model
 from simulator.instruments.scpi import ESR_OPC as _ESR_OPC
 from simulator.instruments.scpi import (
     Call,
     CommandTree,
-    ErrorQueue,
     ScpiError,
     ScpiExecutor,
     Unanswerable,
-    esr_bit_for,
-    format_error,
     matches,
     nr1,
     nr3,
@@ -137,7 +134,7 @@ class Pending:
     auto_deadline_s: float | None = None  # AUTO sweep: acquire untriggered once bench time passes this
 
 
-class KeysightInfiniiVision:
+class KeysightInfiniiVision(StatusRegisters):
     """The instrument: one shared state for every connection.
 
     ``host`` is the bench (clock, wiring, seeded randomness); ``model`` the fixture
@@ -160,6 +157,7 @@ class KeysightInfiniiVision:
     ) -> None:
         if search_horizon_s <= 0 or search_chunk_s <= 0 or trigger_search_step_s <= 0:
             raise ValueError("search horizon, chunk and step must be positive")
+        super().__init__()  # error queue and status registers
         self.host = host
         self.model = model if model is not None else load_scope_model()
         self.serial = serial or self.model.identity.serial
@@ -167,14 +165,10 @@ class KeysightInfiniiVision:
         self.search_chunk_s = search_chunk_s
         self.trigger_search_step_s = trigger_search_step_s
         self.lock = threading.RLock()
-        self.errors = ErrorQueue()
         self.settings = Settings.default(self.model)
         self.acquisition: Acquisition | None = None
         self.pending: Pending | None = None
         self.running = True
-        self._esr = 0
-        self._ese = 0
-        self._sre = 0
         self._ter = False
         self._oper_event = 0
         self._noise_rng: np.random.Generator | None = None
@@ -202,10 +196,6 @@ class KeysightInfiniiVision:
         return ScopeSession(self)
 
     # ---------------------------------------------------------------- status
-
-    def _report(self, code: int) -> None:
-        self.errors.push(code)
-        self._esr |= esr_bit_for(code)
 
     def _oper_condition(self) -> int:
         value = 0
@@ -396,22 +386,12 @@ class KeysightInfiniiVision:
         self._set_running(True)
 
 
+ScopeSession = InstrumentSession  # the name the VXI-11 server and the tests know
+
+
 class _NoData(ScpiError):
     def __init__(self) -> None:
         super().__init__(-222, "no acquired data for this source")
-
-
-class ScopeSession:
-    """One connection's view of the shared instrument."""
-
-    def __init__(self, scope: KeysightInfiniiVision) -> None:
-        self.scope = scope
-
-    def handle(self, line: bytes) -> bytes:
-        return self.scope.execute(line)
-
-    def close(self) -> None:
-        """Nothing to release: state belongs to the instrument."""
 
 
 # ==================================================================================================
@@ -433,32 +413,17 @@ def _channel_list(args: tuple[str, ...], channels: int) -> frozenset[int]:
     return frozenset(out)
 
 
-def _no_args(c: Call) -> None:
-    if c.args:
-        raise ScpiError(-108)
-
-
-def _q(reply: Callable[[Call], str]) -> Callable[[Call], str]:
-    """A query handler that takes no parameters."""
-
-    def handler(c: Call) -> str:
-        _no_args(c)
-        return reply(c)
-
-    return handler
-
-
 def _common_commands(scope: KeysightInfiniiVision, t: CommandTree) -> None:
     def idn(c: Call) -> str:
-        _no_args(c)
+        no_args(c)
         return scope.idn
 
     def rst(c: Call) -> None:
-        _no_args(c)
+        no_args(c)
         scope.reset()
 
     def cls(c: Call) -> None:
-        _no_args(c)
+        no_args(c)
         scope.errors.clear()
         scope._esr = 0
         scope._ter = False
@@ -467,43 +432,22 @@ def _common_commands(scope: KeysightInfiniiVision, t: CommandTree) -> None:
             scope.pending.opc_flag = False
 
     def opc(c: Call) -> None:
-        _no_args(c)
+        no_args(c)
         if scope.pending is not None and scope.pending.kind == "digitize":
             scope.pending.opc_flag = True
         else:
             scope._esr |= _ESR_OPC
 
     def opc_q(c: Call) -> str:
-        _no_args(c)
+        no_args(c)
         if scope.pending is not None and scope.pending.kind == "digitize":
             raise Unanswerable()
         return "1"
 
     def wai(c: Call) -> None:
-        _no_args(c)
+        no_args(c)
         if scope.pending is not None and scope.pending.kind == "digitize":
             raise Unanswerable()
-
-    def esr_q(c: Call) -> str:
-        _no_args(c)
-        value, scope._esr = scope._esr, 0
-        return nr1(value)
-
-    def register_setter(name: str) -> None:
-        def setter(c: Call) -> None:
-            c.expect_args(1)
-            value = parse_int(c.args[0])
-            if not 0 <= value <= 255:
-                raise ScpiError(-222)
-            setattr(scope, name, value)
-
-        def getter(c: Call) -> str:
-            _no_args(c)
-            return nr1(getattr(scope, name))
-
-        key = "*ESE" if name == "_ese" else "*SRE"
-        t.add(key, setter)
-        t.add(key + "?", getter)
 
     t.add("*IDN?", idn)
     t.add("*RST", rst)
@@ -511,35 +455,25 @@ def _common_commands(scope: KeysightInfiniiVision, t: CommandTree) -> None:
     t.add("*OPC", opc)
     t.add("*OPC?", opc_q)
     t.add("*WAI", wai)
-    t.add("*ESR?", esr_q)
-    register_setter("_ese")
-    register_setter("_sre")
-    t.add("*STB?", _q(lambda c: nr1(scope._stb())))
-    t.add("*TST?", _q(lambda c: nr1(0)))
-    t.add("*OPT?", _q(lambda c: "0"))
-
-    def syst_err(c: Call) -> str:
-        _no_args(c)
-        return format_error(*scope.errors.pop())
-
-    t.add(":SYSTem:ERRor[:NEXT]?", syst_err)
+    t.add("*OPT?", query(lambda c: "0"))
+    status_commands(scope, t, integer=nr1)
 
 
 def _root_commands(scope: KeysightInfiniiVision, t: CommandTree) -> None:
     n_ch = scope.model.vertical.channels
 
     def run(c: Call) -> None:
-        _no_args(c)
+        no_args(c)
         scope.pending = None
         scope._set_running(True)
 
     def stop(c: Call) -> None:
-        _no_args(c)
+        no_args(c)
         scope.pending = None
         scope._set_running(False)
 
     def single(c: Call) -> None:
-        _no_args(c)
+        no_args(c)
         scope._set_running(True)
         scope._arm("single", scope.settings.displayed())
 
@@ -551,17 +485,17 @@ def _root_commands(scope: KeysightInfiniiVision, t: CommandTree) -> None:
         scope._arm("digitize", channels)
 
     def ter(c: Call) -> str:
-        _no_args(c)
+        no_args(c)
         value, scope._ter = scope._ter, False
         return nr1(int(value))
 
     def oper_event(c: Call) -> str:
-        _no_args(c)
+        no_args(c)
         value, scope._oper_event = scope._oper_event, 0
         return nr1(value)
 
     def force(c: Call) -> None:
-        _no_args(c)
+        no_args(c)
         p = scope.pending
         if p is not None:
             scope.pending = None
@@ -572,7 +506,7 @@ def _root_commands(scope: KeysightInfiniiVision, t: CommandTree) -> None:
     t.add(":SINGle", single)
     t.add(":DIGitize", digitize)
     t.add(":TER?", ter)
-    t.add(":OPERegister:CONDition?", _q(lambda c: nr1(scope._oper_condition())))
+    t.add(":OPERegister:CONDition?", query(lambda c: nr1(scope._oper_condition())))
     t.add(":OPERegister[:EVENt]?", oper_event)
     t.add(":TRIGger:FORCe", force)
 
@@ -582,18 +516,18 @@ def _root_commands(scope: KeysightInfiniiVision, t: CommandTree) -> None:
             raise ScpiError(-224, "only NORMal acquisitions are emulated")
 
     def srate(c: Call) -> str:
-        _no_args(c)
+        no_args(c)
         return nr3(scope._plan(frozenset()).geometry.sample_rate_Sa_per_s)
 
     def acq_points(c: Call) -> str:
-        _no_args(c)
+        no_args(c)
         a = scope.acquisition
         if a is not None and not scope.running:
             return nr1(a.geometry.n_points)
         return nr1(scope._plan(frozenset()).geometry.n_points)
 
     t.add(":ACQuire:TYPE", acq_type)
-    t.add(":ACQuire:TYPE?", _q(lambda c: "NORM"))
+    t.add(":ACQuire:TYPE?", query(lambda c: "NORM"))
     t.add(":ACQuire:SRATe?", srate)
     t.add(":ACQuire:POINts?", acq_points)
 
@@ -654,19 +588,19 @@ def _channel_commands(scope: KeysightInfiniiVision, t: CommandTree) -> None:
         ch(c).bw_limit = parse_bool(c.args[0])
 
     t.add(prefix + ":SCALe", scale)
-    t.add(prefix + ":SCALe?", _q(lambda c: nr3(ch(c).scale_V_per_div)))
+    t.add(prefix + ":SCALe?", query(lambda c: nr3(ch(c).scale_V_per_div)))
     t.add(prefix + ":RANGe", range_)
-    t.add(prefix + ":RANGe?", _q(lambda c: nr3(ch(c).scale_V_per_div * v.divisions)))
+    t.add(prefix + ":RANGe?", query(lambda c: nr3(ch(c).scale_V_per_div * v.divisions)))
     t.add(prefix + ":OFFSet", offset)
-    t.add(prefix + ":OFFSet?", _q(lambda c: nr3(ch(c).offset_V)))
+    t.add(prefix + ":OFFSet?", query(lambda c: nr3(ch(c).offset_V)))
     t.add(prefix + ":PROBe", probe)
-    t.add(prefix + ":PROBe?", _q(lambda c: nr3(ch(c).probe)))
+    t.add(prefix + ":PROBe?", query(lambda c: nr3(ch(c).probe)))
     t.add(prefix + ":DISPlay", display)
-    t.add(prefix + ":DISPlay?", _q(lambda c: str(int(ch(c).display))))
+    t.add(prefix + ":DISPlay?", query(lambda c: str(int(ch(c).display))))
     t.add(prefix + ":COUPling", coupling)
-    t.add(prefix + ":COUPling?", _q(lambda c: ch(c).coupling))
+    t.add(prefix + ":COUPling?", query(lambda c: ch(c).coupling))
     t.add(prefix + ":BWLimit", bwlimit)
-    t.add(prefix + ":BWLimit?", _q(lambda c: str(int(ch(c).bw_limit))))
+    t.add(prefix + ":BWLimit?", query(lambda c: str(int(ch(c).bw_limit))))
 
 
 def _timebase_trigger_commands(scope: KeysightInfiniiVision, t: CommandTree) -> None:
@@ -694,15 +628,15 @@ def _timebase_trigger_commands(scope: KeysightInfiniiVision, t: CommandTree) -> 
             raise ScpiError(-224, "only the MAIN timebase is emulated")
 
     t.add(":TIMebase:SCALe", lambda c: set_time_scale(_number_setter(c, "S")))
-    t.add(":TIMebase:SCALe?", _q(lambda c: nr3(scope.settings.time_scale_s_per_div)))
+    t.add(":TIMebase:SCALe?", query(lambda c: nr3(scope.settings.time_scale_s_per_div)))
     t.add(":TIMebase:RANGe", lambda c: set_time_scale(_number_setter(c, "S") / h.divisions))
-    t.add(":TIMebase:RANGe?", _q(lambda c: nr3(scope.settings.time_scale_s_per_div * h.divisions)))
+    t.add(":TIMebase:RANGe?", query(lambda c: nr3(scope.settings.time_scale_s_per_div * h.divisions)))
     t.add(":TIMebase:POSition", position)
-    t.add(":TIMebase:POSition?", _q(lambda c: nr3(scope.settings.time_position_s)))
+    t.add(":TIMebase:POSition?", query(lambda c: nr3(scope.settings.time_position_s)))
     t.add(":TIMebase:REFerence", reference)
-    t.add(":TIMebase:REFerence?", _q(lambda c: _short(scope.settings.time_reference)))
+    t.add(":TIMebase:REFerence?", query(lambda c: _short(scope.settings.time_reference)))
     t.add(":TIMebase:MODE", tb_mode)
-    t.add(":TIMebase:MODE?", _q(lambda c: "MAIN"))
+    t.add(":TIMebase:MODE?", query(lambda c: "MAIN"))
 
     def trig_mode(c: Call) -> None:
         c.expect_args(1)
@@ -750,11 +684,11 @@ def _timebase_trigger_commands(scope: KeysightInfiniiVision, t: CommandTree) -> 
         )
 
     t.add(":TRIGger:MODE", trig_mode)
-    t.add(":TRIGger:MODE?", _q(lambda c: "EDGE"))
+    t.add(":TRIGger:MODE?", query(lambda c: "EDGE"))
     t.add(":TRIGger:SWEep", sweep)
-    t.add(":TRIGger:SWEep?", _q(lambda c: _short(scope.settings.sweep)))
+    t.add(":TRIGger:SWEep?", query(lambda c: _short(scope.settings.sweep)))
     t.add(":TRIGger[:EDGE]:SOURce", source)
-    t.add(":TRIGger[:EDGE]:SOURce?", _q(lambda c: f"CHAN{scope.settings.trigger_source}"))
+    t.add(":TRIGger[:EDGE]:SOURce?", query(lambda c: f"CHAN{scope.settings.trigger_source}"))
     t.add(":TRIGger[:EDGE]:LEVel", level)
 
     def level_q(c: Call) -> str:
@@ -763,7 +697,7 @@ def _timebase_trigger_commands(scope: KeysightInfiniiVision, t: CommandTree) -> 
 
     t.add(":TRIGger[:EDGE]:LEVel?", level_q)
     t.add(":TRIGger[:EDGE]:SLOPe", slope)
-    t.add(":TRIGger[:EDGE]:SLOPe?", _q(lambda c: _short(scope.settings.trigger_slope)))
+    t.add(":TRIGger[:EDGE]:SLOPe?", query(lambda c: _short(scope.settings.trigger_slope)))
 
 
 def _waveform_commands(scope: KeysightInfiniiVision, t: CommandTree) -> None:
@@ -823,7 +757,7 @@ def _waveform_commands(scope: KeysightInfiniiVision, t: CommandTree) -> None:
         scope.settings.wav_msb_first = parse_choice(c.args[0], ("LSBFirst", "MSBFirst")) == "MSBFirst"
 
     def data(c: Call) -> bytes:
-        _no_args(c)
+        no_args(c)
         scope._acquire_if_running()
         try:
             return scope._data()
@@ -835,27 +769,27 @@ def _waveform_commands(scope: KeysightInfiniiVision, t: CommandTree) -> None:
 
     def preamble_field(index: int, kind: str) -> None:
         def query(c: Call) -> str:
-            _no_args(c)
+            no_args(c)
             return scope._preamble().split(",")[index]
 
         t.add(f"{w}:{kind}?", query)
 
     t.add(f"{w}:SOURce", source)
-    t.add(f"{w}:SOURce?", _q(lambda c: f"CHAN{scope.settings.wav_source}"))
+    t.add(f"{w}:SOURce?", query(lambda c: f"CHAN{scope.settings.wav_source}"))
     t.add(f"{w}:FORMat", fmt)
-    t.add(f"{w}:FORMat?", _q(lambda c: _short(scope.settings.wav_format)))
+    t.add(f"{w}:FORMat?", query(lambda c: _short(scope.settings.wav_format)))
     t.add(f"{w}:POINts", points)
     t.add(f"{w}:POINts?", points_q)
     t.add(f"{w}:POINts:MODE", points_mode)
-    t.add(f"{w}:POINts:MODE?", _q(lambda c: _short(scope.settings.wav_points_mode)))
+    t.add(f"{w}:POINts:MODE?", query(lambda c: _short(scope.settings.wav_points_mode)))
     t.add(f"{w}:UNSigned", unsigned)
-    t.add(f"{w}:UNSigned?", _q(lambda c: str(int(scope.settings.wav_unsigned))))
+    t.add(f"{w}:UNSigned?", query(lambda c: str(int(scope.settings.wav_unsigned))))
     t.add(f"{w}:BYTeorder", byteorder)
-    t.add(f"{w}:BYTeorder?", _q(lambda c: "MSBF" if scope.settings.wav_msb_first else "LSBF"))
-    t.add(f"{w}:PREamble?", _q(lambda c: scope._preamble()))
+    t.add(f"{w}:BYTeorder?", query(lambda c: "MSBF" if scope.settings.wav_msb_first else "LSBF"))
+    t.add(f"{w}:PREamble?", query(lambda c: scope._preamble()))
     t.add(f"{w}:DATA?", data)
-    t.add(f"{w}:COUNt?", _q(lambda c: nr1(1)))
-    t.add(f"{w}:TYPE?", _q(lambda c: "NORM"))
+    t.add(f"{w}:COUNt?", query(lambda c: nr1(1)))
+    t.add(f"{w}:TYPE?", query(lambda c: "NORM"))
     for index, kind in (
         (4, "XINCrement"),
         (5, "XORigin"),

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -42,17 +41,16 @@ import numpy as np
 
 from simulator.instruments import render
 from simulator.instruments.host import ScopeHost
+from simulator.instruments.ieee488 import InstrumentSession, StatusRegisters, no_args, query, status_commands
 from simulator.instruments.render import EdgeTrigger, FrontEnd, RecordGeometry
 from simulator.instruments.scope_model import RIGOL_DS1104Z_MODEL_PATH, ScopeModel, ScreenCodes, load_scope_model
 from simulator.instruments.scpi import (
     ESR_OPC,
     Call,
     CommandTree,
-    ErrorQueue,
     ScpiError,
     ScpiExecutor,
     definite_block,
-    esr_bit_for,
     matches,
     parse_bool,
     parse_choice,
@@ -203,7 +201,7 @@ class _NoData(ScpiError):
         super().__init__(-222, detail)
 
 
-class RigolDS1000Z:
+class RigolDS1000Z(StatusRegisters):
     """The instrument: one shared state for every connection.
 
     ``host`` is the bench; ``model`` the fixture (default ``fixtures/instruments/rigol_ds1104z.yaml``;
@@ -226,6 +224,7 @@ class RigolDS1000Z:
     ) -> None:
         if min(search_horizon_s, poll_wait_s, search_chunk_s, trigger_search_step_s) <= 0:
             raise ValueError("search horizon, poll wait, chunk and step must be positive")
+        super().__init__()  # error queue and status registers
         self.host = host
         self.model = model if model is not None else load_scope_model(RIGOL_DS1104Z_MODEL_PATH)
         if self.model.channel_modes is None or self.model.screen_codes is None:
@@ -237,15 +236,11 @@ class RigolDS1000Z:
         self.search_chunk_s = search_chunk_s
         self.trigger_search_step_s = trigger_search_step_s
         self.lock = threading.RLock()
-        self.errors = ErrorQueue()
         self.settings = Settings.default(self.model, self.codes)
         self.acquisition: Acquisition | None = None
         self.armed: Armed | None = None
         self.running = True
         self.fresh = False  # an acquisition was taken since the scope last started running
-        self._esr = 0
-        self._ese = 0
-        self._sre = 0
         self._noise_rng: np.random.Generator | None = None
         self._trigger_rng: np.random.Generator | None = None
         self._executor = ScpiExecutor(self._build_tree(), self._report)
@@ -266,9 +261,9 @@ class RigolDS1000Z:
                 self._report(-200)
             return self._executor.execute(message)
 
-    def session(self) -> RigolSession:
+    def session(self) -> InstrumentSession:
         """A per-connection handler (the ``handler_factory`` for ScpiSocketServer)."""
-        return RigolSession(self)
+        return InstrumentSession(self)
 
     def reset(self) -> None:
         """*RST: Default Setup, running; the error queue and status registers are left alone."""
@@ -293,10 +288,6 @@ class RigolDS1000Z:
         return "WAIT" if self.settings.sweep == "NORMal" else "RUN"
 
     # ---------------------------------------------------------------- status registers
-
-    def _report(self, code: int) -> None:
-        self.errors.push(code)
-        self._esr |= esr_bit_for(code)
 
     def _stb(self) -> int:
         stb = 0x04 if len(self.errors) else 0
@@ -597,36 +588,8 @@ def encode(codes: np.ndarray, fmt: render.WaveFormat, v: Vertical, screen: Scree
     return definite_block(payload, BLOCK_LENGTH_DIGITS)
 
 
-class RigolSession:
-    """One connection's view of the shared instrument."""
-
-    def __init__(self, scope: RigolDS1000Z) -> None:
-        self.scope = scope
-
-    def handle(self, line: bytes) -> bytes:
-        return self.scope.execute(line)
-
-    def close(self) -> None:
-        """Nothing to release: state belongs to the instrument."""
-
-
 # ==================================================================================================
 # Handlers. Each group registers closures over the instrument.
-
-
-def _no_args(c: Call) -> None:
-    if c.args:
-        raise ScpiError(-108)
-
-
-def _q(reply: Callable[[Call], str]) -> Callable[[Call], str]:
-    """A query handler that takes no parameters."""
-
-    def handler(c: Call) -> str:
-        _no_args(c)
-        return reply(c)
-
-    return handler
 
 
 def _number(c: Call, unit: str = "") -> float:
@@ -648,57 +611,30 @@ def _channel(text: str, channels: int) -> int:
 
 def _common_commands(scope: RigolDS1000Z, t: CommandTree) -> None:
     def cls(c: Call) -> None:
-        _no_args(c)
+        no_args(c)
         scope.errors.clear()
         scope._esr = 0
 
-    def esr_q(c: Call) -> str:
-        _no_args(c)
-        value, scope._esr = scope._esr, 0
-        return str(value)
-
-    def register(name: str) -> None:
-        def setter(c: Call) -> None:
-            c.expect_args(1)
-            value = parse_int(c.args[0])
-            if not 0 <= value <= 255:
-                raise ScpiError(-222)
-            setattr(scope, name, value)
-
-        key = "*ESE" if name == "_ese" else "*SRE"
-        t.add(key, setter)
-        t.add(key + "?", _q(lambda c: str(getattr(scope, name))))
-
     def opc(c: Call) -> None:
-        _no_args(c)
+        no_args(c)
         scope._esr |= ESR_OPC
 
-    t.add("*IDN?", _q(lambda c: scope.idn))
     def rst(c: Call) -> None:
-        _no_args(c)
+        no_args(c)
         scope.reset()
 
+    t.add("*IDN?", query(lambda c: scope.idn))
     t.add("*RST", rst)
     t.add("*CLS", cls)
     t.add("*OPC", opc)
-    t.add("*OPC?", _q(lambda c: "1"))
-    t.add("*WAI", _no_args)
-    t.add("*ESR?", esr_q)
-    register("_ese")
-    register("_sre")
-    t.add("*STB?", _q(lambda c: str(scope._stb())))
-    t.add("*TST?", _q(lambda c: "0"))
-
-    def syst_err(c: Call) -> str:
-        _no_args(c)
-        return format_error(*scope.errors.pop())
-
-    t.add(":SYSTem:ERRor[:NEXT]?", syst_err)
+    t.add("*OPC?", query(lambda c: "1"))
+    t.add("*WAI", no_args)
+    status_commands(scope, t, error=format_error)
 
 
 def _root_commands(scope: RigolDS1000Z, t: CommandTree) -> None:
     def run(c: Call) -> None:
-        _no_args(c)
+        no_args(c)
         if not scope.running or (scope.armed is not None and scope.armed.kind == "single"):
             scope.armed = None
             scope.fresh = False
@@ -707,18 +643,18 @@ def _root_commands(scope: RigolDS1000Z, t: CommandTree) -> None:
             scope.settings.sweep = scope.settings.run_sweep
 
     def stop(c: Call) -> None:
-        _no_args(c)
+        no_args(c)
         if scope.running and (scope.armed is None or scope.armed.kind == "run") and not scope.fresh:
             scope.acquire_now()  # the memory holds the frame the running scope acquired last
         scope.armed = None
         scope.running = False
 
     def single(c: Call) -> None:
-        _no_args(c)
+        no_args(c)
         scope.single()
 
     def tforce(c: Call) -> None:
-        _no_args(c)
+        no_args(c)
         a = scope.armed
         if a is None and scope.running:
             a = scope.arm("run")
@@ -731,7 +667,7 @@ def _root_commands(scope: RigolDS1000Z, t: CommandTree) -> None:
     t.add(":STOP", stop)
     t.add(":SINGle", single)
     t.add(":TFORce", tforce)
-    t.add(":CLEar", _no_args)
+    t.add(":CLEar", no_args)
 
     def mdepth(c: Call) -> None:
         c.expect_args(1)
@@ -746,12 +682,12 @@ def _root_commands(scope: RigolDS1000Z, t: CommandTree) -> None:
         scope.settings.memory_depth = value
 
     def mdepth_q(c: Call) -> str:
-        _no_args(c)
+        no_args(c)
         depth = scope.effective_depth(scope.settings.displayed())
         return "AUTO" if depth is None else str(depth)
 
     def srate_q(c: Call) -> str:
-        _no_args(c)
+        no_args(c)
         a = scope.acquisition
         if a is not None and not scope.running:
             return _e(a.geometry.sample_rate_Sa_per_s)
@@ -767,7 +703,7 @@ def _root_commands(scope: RigolDS1000Z, t: CommandTree) -> None:
     t.add(":ACQuire:MDEPth?", mdepth_q)
     t.add(":ACQuire:SRATe?", srate_q)
     t.add(":ACQuire:TYPE", acq_type)
-    t.add(":ACQuire:TYPE?", _q(lambda c: "NORM"))
+    t.add(":ACQuire:TYPE?", query(lambda c: "NORM"))
 
 
 def _channel_commands(scope: RigolDS1000Z, t: CommandTree) -> None:
@@ -823,19 +759,19 @@ def _channel_commands(scope: RigolDS1000Z, t: CommandTree) -> None:
             raise ScpiError(-224, "inverted channels are not emulated")
 
     t.add(prefix + ":SCALe", scale)
-    t.add(prefix + ":SCALe?", _q(lambda c: _e(ch(c).scale_V_per_div)))
+    t.add(prefix + ":SCALe?", query(lambda c: _e(ch(c).scale_V_per_div)))
     t.add(prefix + ":OFFSet", offset)
-    t.add(prefix + ":OFFSet?", _q(lambda c: _e(ch(c).offset_V)))
+    t.add(prefix + ":OFFSet?", query(lambda c: _e(ch(c).offset_V)))
     t.add(prefix + ":PROBe", probe)
-    t.add(prefix + ":PROBe?", _q(lambda c: _e(ch(c).probe)))
+    t.add(prefix + ":PROBe?", query(lambda c: _e(ch(c).probe)))
     t.add(prefix + ":DISPlay", display)
-    t.add(prefix + ":DISPlay?", _q(lambda c: str(int(ch(c).display))))
+    t.add(prefix + ":DISPlay?", query(lambda c: str(int(ch(c).display))))
     t.add(prefix + ":COUPling", coupling)
-    t.add(prefix + ":COUPling?", _q(lambda c: ch(c).coupling))
+    t.add(prefix + ":COUPling?", query(lambda c: ch(c).coupling))
     t.add(prefix + ":BWLimit", bwlimit)
-    t.add(prefix + ":BWLimit?", _q(lambda c: "20M" if ch(c).bw_limit else "OFF"))
+    t.add(prefix + ":BWLimit?", query(lambda c: "20M" if ch(c).bw_limit else "OFF"))
     t.add(prefix + ":INVert", invert)
-    t.add(prefix + ":INVert?", _q(lambda c: "0"))
+    t.add(prefix + ":INVert?", query(lambda c: "0"))
 
 
 def _timebase_trigger_commands(scope: RigolDS1000Z, t: CommandTree) -> None:
@@ -862,11 +798,11 @@ def _timebase_trigger_commands(scope: RigolDS1000Z, t: CommandTree) -> None:
             raise ScpiError(-224, "only the MAIN timebase is emulated")
 
     t.add(":TIMebase[:MAIN]:SCALe", tb_scale)
-    t.add(":TIMebase[:MAIN]:SCALe?", _q(lambda c: _e(s().time_scale_s_per_div)))
+    t.add(":TIMebase[:MAIN]:SCALe?", query(lambda c: _e(s().time_scale_s_per_div)))
     t.add(":TIMebase[:MAIN]:OFFSet", tb_offset)
-    t.add(":TIMebase[:MAIN]:OFFSet?", _q(lambda c: _e(s().time_offset_s)))
+    t.add(":TIMebase[:MAIN]:OFFSet?", query(lambda c: _e(s().time_offset_s)))
     t.add(":TIMebase:MODE", tb_mode)
-    t.add(":TIMebase:MODE?", _q(lambda c: "MAIN"))
+    t.add(":TIMebase:MODE?", query(lambda c: "MAIN"))
 
     def trig_mode(c: Call) -> None:
         c.expect_args(1)
@@ -902,7 +838,7 @@ def _timebase_trigger_commands(scope: RigolDS1000Z, t: CommandTree) -> None:
         s().trigger_slope = parse_choice(c.args[0], ("POSitive", "NEGative", "RFALl"))  # type: ignore[assignment]
 
     def status_q(c: Call) -> str:
-        _no_args(c)
+        no_args(c)
         a = scope.armed
         if a is not None:
             now = scope.host.now()
@@ -913,15 +849,15 @@ def _timebase_trigger_commands(scope: RigolDS1000Z, t: CommandTree) -> None:
         return scope.status()
 
     t.add(":TRIGger:MODE", trig_mode)
-    t.add(":TRIGger:MODE?", _q(lambda c: "EDGE"))
+    t.add(":TRIGger:MODE?", query(lambda c: "EDGE"))
     t.add(":TRIGger:SWEep", sweep)
-    t.add(":TRIGger:SWEep?", _q(lambda c: _short(s().sweep)))
+    t.add(":TRIGger:SWEep?", query(lambda c: _short(s().sweep)))
     t.add(":TRIGger:EDGe:SOURce", source)
-    t.add(":TRIGger:EDGe:SOURce?", _q(lambda c: f"CHAN{s().trigger_source}"))
+    t.add(":TRIGger:EDGe:SOURce?", query(lambda c: f"CHAN{s().trigger_source}"))
     t.add(":TRIGger:EDGe:LEVel", level)
-    t.add(":TRIGger:EDGe:LEVel?", _q(lambda c: _e(s().trigger_level_V)))
+    t.add(":TRIGger:EDGe:LEVel?", query(lambda c: _e(s().trigger_level_V)))
     t.add(":TRIGger:EDGe:SLOPe", slope)
-    t.add(":TRIGger:EDGe:SLOPe?", _q(lambda c: _short(s().trigger_slope)))
+    t.add(":TRIGger:EDGe:SLOPe?", query(lambda c: _short(s().trigger_slope)))
     t.add(":TRIGger:STATus?", status_q)
 
 
@@ -960,7 +896,7 @@ def _waveform_commands(scope: RigolDS1000Z, t: CommandTree) -> None:
         s().wav_stop = min(value, scope.record_points())
 
     def data(c: Call) -> bytes:
-        _no_args(c)
+        no_args(c)
         try:
             return scope.data()
         except ScpiError as exc:
@@ -968,24 +904,24 @@ def _waveform_commands(scope: RigolDS1000Z, t: CommandTree) -> None:
             return definite_block(b"", BLOCK_LENGTH_DIGITS)
 
     def preamble_field(index: int, name: str) -> None:
-        t.add(f"{w}:{name}?", _q(lambda c: scope.preamble().split(",")[index]))
+        t.add(f"{w}:{name}?", query(lambda c: scope.preamble().split(",")[index]))
 
     t.add(f"{w}:SOURce", source)
-    t.add(f"{w}:SOURce?", _q(lambda c: f"CHAN{s().wav_source}"))
+    t.add(f"{w}:SOURce?", query(lambda c: f"CHAN{s().wav_source}"))
     t.add(f"{w}:MODE", mode)
-    t.add(f"{w}:MODE?", _q(lambda c: _short(s().wav_mode)))
+    t.add(f"{w}:MODE?", query(lambda c: _short(s().wav_mode)))
     t.add(f"{w}:FORMat", fmt)
-    t.add(f"{w}:FORMat?", _q(lambda c: _short(s().wav_format)))
+    t.add(f"{w}:FORMat?", query(lambda c: _short(s().wav_format)))
     t.add(f"{w}:STARt", start)
-    t.add(f"{w}:STARt?", _q(lambda c: str(s().wav_start)))
+    t.add(f"{w}:STARt?", query(lambda c: str(s().wav_start)))
     t.add(f"{w}:STOP", stop)
-    t.add(f"{w}:STOP?", _q(lambda c: str(s().wav_stop)))
-    t.add(f"{w}:POINts?", _q(lambda c: str(scope.record_points())))
-    t.add(f"{w}:PREamble?", _q(lambda c: scope.preamble()))
+    t.add(f"{w}:STOP?", query(lambda c: str(s().wav_stop)))
+    t.add(f"{w}:POINts?", query(lambda c: str(scope.record_points())))
+    t.add(f"{w}:PREamble?", query(lambda c: scope.preamble()))
     t.add(f"{w}:DATA?", data)
     for index, name in ((4, "XINCrement"), (5, "XORigin"), (6, "XREFerence"), (7, "YINCrement"),
                         (8, "YORigin"), (9, "YREFerence")):
         preamble_field(index, name)
 
 
-__all__ = ["RigolDS1000Z", "RigolSession"]
+__all__ = ["RigolDS1000Z"]

@@ -35,8 +35,8 @@ Semantics (VXI-11 1.0, B.6), with the instrument side as in the raw socket serve
   again on the link that holds it succeeds. destroy_link and a closed connection release it.
 * device_clear drops the link's pending input and output and calls the session's ``device_clear()``
   or ``clear()`` if it has one.
-* device_readstb: the session's ``status_byte()`` if it has one (the emulated Keysight's
-  ``ScopeSession`` has none yet: its instrument's *STB? value is read instead), else 0; plus MAV
+* device_readstb: the session's ``status_byte()`` if it has one (the emulated scopes' sessions give
+  their instrument's *STB? value), else 0; plus MAV
   (0x10) while this link has unread output, as on an IEEE 488.2 instrument.
 * device_trigger calls the session's ``trigger()`` if it has one, else error 8 (not supported).
 * No interrupt channel: create_intr_chan and device_enable_srq(enable) answer error 8, destroy_intr_chan
@@ -475,19 +475,12 @@ def _seconds(ms: int) -> float:
 
 
 def status_byte_of(session: object) -> int:
-    """The IEEE 488.2 status byte a session reports: ``status_byte()`` (or an int attribute), else the
-    emulated Keysight scope's *STB? value (its ``ScopeSession`` exposes no status byte yet), else 0."""
+    """The IEEE 488.2 status byte a session reports: ``status_byte()`` (or an int attribute), else 0."""
     value: Any = getattr(session, "status_byte", None)
     if callable(value):
         return int(value()) & 0xFF
     if isinstance(value, int):
         return value & 0xFF
-    scope = getattr(session, "scope", None)
-    stb = getattr(scope, "_stb", None)
-    if callable(stb):
-        lock = getattr(scope, "lock", None)
-        with lock if lock is not None else contextlib.nullcontext():
-            return int(stb()) & 0xFF
     return 0
 
 
