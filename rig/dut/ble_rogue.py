@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bleak import BleakClient
-from bleak.exc import BleakError
+from bleak.exc import BleakError, BleakGATTProtocolError
 
 from rig.dut.ble_central import CALL_MARGIN_S, BleCentral
 from rig.dut.ble_uuids import CONTROL_POINT_UUID, IDENTITY_UUID, STATUS_UUID
@@ -23,6 +23,9 @@ from rig.protocol.messages import MsgType
 
 #: a static random address of its own (two top bits set), not the rig's controller
 ROGUE_ADDRESS = "C0:0B:AD:00:00:66"
+#: ATT errors that are the device refusing an unsecured link: insufficient authentication (0x05),
+#: authorization (0x08), encryption (0x0F), encryption key size (0x0C)
+SECURITY_REFUSALS = frozenset({0x05, 0x08, 0x0C, 0x0F})
 
 
 @dataclass(frozen=True)
@@ -64,11 +67,23 @@ class UnbondedCentral:
         self._central.close()
 
     def _try(self, action: str, coroutine: Any) -> Attempt:
+        """Accepted, or refused by the device's security (an ATT insufficient encryption / authentication /
+        authorization error, or a refused pairing). Anything else (a timeout, a dropped connection) proves
+        nothing about the device's security: DutError, so the test ends ERROR, never PASS."""
         try:
             result = self._central.run(coroutine, self.timeout_s)
             attempt = Attempt(action, True, "" if result is None else repr(bytes(result))[:120])
+        except BleakGATTProtocolError as exc:
+            if exc.code not in SECURITY_REFUSALS:
+                raise DutError(f"ble:{self.device_name}: rogue central's {action}: ATT error {exc} (expected it "
+                               "accepted, or refused for lack of an encrypted link)") from None
+            attempt = Attempt(action, False, str(exc))
         except (BleakError, TimeoutError, OSError) as exc:
-            attempt = Attempt(action, False, str(exc) or type(exc).__name__)
+            if "pairing refused" not in str(exc):
+                raise DutError(f"ble:{self.device_name}: rogue central's {action} failed: "
+                               f"{exc or type(exc).__name__} (expected it accepted, or refused by the device's "
+                               "security)") from None
+            attempt = Attempt(action, False, str(exc))
         self.attempts.append(attempt)
         return attempt
 

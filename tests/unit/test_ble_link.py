@@ -434,3 +434,15 @@ def test_a_bond_kept_in_a_key_store_file_outlives_the_host(start_air: Callable[.
     again = rig.open_link(keystore=keystore)
     assert again.identify().serial == "SIM-CS4-000042"
     assert rig.air.peripheral.pairings_refused == 0
+
+
+def test_a_rogue_attempt_that_fails_for_another_reason_is_an_error_not_a_refusal(rig: Rig) -> None:
+    """Only the device's security refusing counts as refused: a write that fails because the connection
+    dropped proves nothing, so it raises (the security test ends ERROR) instead of passing as refused."""
+    rig.open_link()
+    with UnbondedCentral("bumble:" + rig.adapters.rogue, NAME, scan_timeout_s=0.5, timeout_s=2.0) as rogue:
+        rig.air.link_lost()  # the device drops every connection, the rogue's too
+        wait_until(lambda: not rogue._client.is_connected)
+        with pytest.raises(DutError, match=r"rogue central's write START .* failed") as caught:
+            rogue.write_request(MsgType.START, {"program": "tens_hf", "channels": [1], "amplitude_mA": 40.0}, 7)
+    assert str(caught.value).startswith(f"{PORT}: ") and rogue.attempts == []
