@@ -89,10 +89,11 @@ def ble_device_name(config: BenchConfig) -> str:
     """What the DUT advertises: dut.ble.device_name, or '<model> <serial>' of the device fixture."""
     from rig.config.loader import load_device
 
-    if config.dut.ble is not None and config.dut.ble.device_name != AUTO:
+    assert config.dut.ble is not None
+    if config.dut.ble.device_name != AUTO:
         return config.dut.ble.device_name
     device = load_device(config.device)
-    return f"{device.model} {device.identity.serial}"
+    return config.dut.ble.name_to_scan(device.model, device.identity.serial)
 
 
 def _dut_ble(config: BenchConfig, adapter: str) -> tuple[str, str]:

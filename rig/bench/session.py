@@ -15,7 +15,7 @@ from typing import Any
 
 from rig.bench.clock import WallClock
 from rig.bench.loads import FixedLoad
-from rig.config.bench import AUTO, BenchConfig
+from rig.config.bench import AUTO, BenchConfig, BleConfig
 from rig.config.device import DeviceModel
 from rig.config.loader import FIXTURES_DIR, load_bench, load_device, load_programs
 from rig.config.program import Program
@@ -167,31 +167,26 @@ class RigBench:
     def transport(self) -> str:
         return self.config.dut.transport
 
-    def _ble_config(self) -> Any:
+    def _ble_config(self) -> BleConfig:
         cfg = self.config.dut.ble
         if cfg is None:
             raise StimrigError(f"{self.config.path}: no 'dut.ble' section: this needs the DUT's BLE settings "
                                "(adapter, device_name, rogue_adapter; see fixtures/benches/sim.yaml)")
         return cfg
 
-    def _adapter(self, spec: str) -> str:
+    @property
+    def ble_adapter(self) -> str:
+        """The rig's Bluetooth adapter (rig.dut.ble_central): system, or bumble:<HCI transport>."""
+        spec = self._ble_config().adapter
         if spec != AUTO:
             return spec
         self.start()
         return str(self.virtual.resources.ble_adapter)
 
     @property
-    def ble_adapter(self) -> str:
-        """The rig's Bluetooth adapter (rig.dut.ble_central): system, or bumble:<HCI transport>."""
-        return self._adapter(self._ble_config().adapter)
-
-    @property
     def ble_device_name(self) -> str:
         """The name the DUT advertises: ``<model> <serial>`` unless the bench names it."""
-        cfg = self.config.dut.ble
-        if cfg is not None and cfg.device_name != AUTO:
-            return str(cfg.device_name)
-        return f"{self.device.model} {self.device.identity.serial}"
+        return self._ble_config().name_to_scan(self.device.model, self.device.identity.serial)
 
     @property
     def ble_rogue_adapter(self) -> str:

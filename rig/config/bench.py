@@ -93,6 +93,12 @@ class BleConfig(_Strict):
         description="a second adapter, not bonded to the DUT, for the rogue-central test (auto on a simulated bench)",
     )
 
+    def name_to_scan(self, model: str, serial: str) -> str:
+        """``device_name``, or for ``auto`` the name a device of that model and serial advertises."""
+        from rig.dut.ble_uuids import advertised_name
+
+        return advertised_name(model, serial) if self.device_name == AUTO else self.device_name
+
     @field_validator("adapter", "rogue_adapter")
     @classmethod
     def _adapter_spec(cls, v: str | None) -> str | None:

@@ -24,6 +24,11 @@ STATUS_UUID: Final = _BASE.format(0x0003)
 #: Device identity: UTF-8 JSON ``{"model", "serial", "firmware"}``. Properties: read, open without bonding.
 IDENTITY_UUID: Final = _BASE.format(0x0004)
 
+def advertised_name(model: str, serial: str) -> str:
+    """The name the device advertises (complete local name): ``<model> <serial>``, e.g. ``CS-4 SN12345``."""
+    return f"{model} {serial}"
+
+
 #: The ATT MTU the rig asks for after connecting (247: 244 bytes of value per notification or write,
 #: the common maximum of BLE 4.2+ stacks that fills one LL packet with data length extension).
 PREFERRED_MTU: Final = 247

@@ -19,7 +19,7 @@ from typing import Any
 
 from bumble.gatt import Characteristic, CharacteristicValue, Service
 
-from rig.dut.ble_uuids import CONTROL_POINT_UUID, IDENTITY_UUID, SERVICE_UUID, STATUS_UUID
+from rig.dut.ble_uuids import CONTROL_POINT_UUID, IDENTITY_UUID, SERVICE_UUID, STATUS_UUID, advertised_name
 
 #: called with (bumble connection, bytes written) for each write to the control point
 ControlPointWriter = Callable[[Any, bytes], None]
@@ -40,7 +40,7 @@ class DeviceInfo:
 
     def advertised_name(self) -> str:
         """The GAP device name the device advertises, e.g. ``CS-4 SIM-CS4-000042``."""
-        return f"{self.model} {self.serial}"
+        return advertised_name(self.model, self.serial)
 
 
 class StimulatorGattService:
