@@ -44,6 +44,11 @@ REQUIRED_CHARACTERISTICS = (
 )
 
 
+#: how long a failed write waits for bleak's disconnected callback before calling the failure something
+#: else: the stack may fail the write a moment before it reports the disconnection
+DISCONNECT_GRACE_S = 0.5
+
+
 class _Dropped(Exception):
     """The connection went down during an exchange (mapped to LinkDown with the command's name)."""
 
@@ -102,6 +107,7 @@ class BleDutLink(StimulatorCommands):
         self.client = ProtocolClient(self._stream, self._port, reply_timeout_s)
         self._operation = "connect"
         self.connected = False
+        self._disconnected = threading.Event()  # set by bleak's disconnected callback
         self.mtu = 0
         self.address: str | None = None
         self.down_since_s: float | None = None
@@ -143,6 +149,7 @@ class BleDutLink(StimulatorCommands):
             raise DutError(f"{self._port}: subscribe to the status characteristic failed: {exc}{hint}") from None
         self._client = client
         self.address = device.address
+        self._disconnected.clear()
         self.connected = True
 
     def _check_service(self, client: BleakClient) -> BleakGATTCharacteristic:
@@ -170,6 +177,7 @@ class BleDutLink(StimulatorCommands):
         if client is not self._client or not self.connected:
             return
         self.connected = False
+        self._disconnected.set()
         self.disconnections += 1
         self.down_since_s = self.clock.now()
         self._event(f"BLE connection to {self._port} ({self.address}) lost at {self.down_since_s:.3f} s bench time")
@@ -229,7 +237,7 @@ class BleDutLink(StimulatorCommands):
                 "bonded, encrypted link: set dut.ble.pair and bond the controller with the device)"
             ) from None
         except Exception as exc:  # a dropped connection shows as whatever the stack raises: named, one line
-            if not self.connected:
+            if self._disconnected.wait(DISCONNECT_GRACE_S):
                 raise _Dropped(f"disconnected during the write ({exc or type(exc).__name__})") from None
             raise DutError(f"{self._port}: {self._operation}: control-point write failed: {exc}") from None
 
