@@ -9,10 +9,8 @@ session usable: the next query on the same resource gets its own reply.
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 
 import numpy as np
@@ -25,16 +23,11 @@ from rig.instruments.blocks import READ_CHUNK_BYTES
 from rig.instruments.keysight import Preamble
 from rig.instruments.visa import ScpiSession
 from rig.interfaces import AcquisitionSetup, ChannelSetup, TriggerSetup
+from tests.scripted_scpi import CLOSE, Script, ScriptedInstrument, Step
 
 IDN = "KEYSIGHT TECHNOLOGIES,DSO-X 3034T,MY00000001,07.20.2017102614"
 DATA = ":WAVeform:DATA?"
 TIMEOUT_S = 0.3
-CLOSE = None  # a script step: close the connection
-
-# A script: the steps sent in answer to one command. bytes: sent as they are; a float: a pause
-# (seconds); CLOSE: the server closes the connection (and stops serving it).
-Step = bytes | float | None
-Script = Sequence[Step]
 Make = Callable[..., tuple["ScriptedInstrument", MessageBasedResource]]  # make(script, timeout_s=TIMEOUT_S)
 
 
@@ -48,79 +41,6 @@ def newline_rich(n: int, seed: int = 1) -> bytes:
     codes = rng.integers(0, 256, n, dtype=np.uint8)
     codes[rng.random(n) < 0.25] = 10
     return codes.tobytes()
-
-
-class ScriptedInstrument:
-    """A TCP server answering each '\\n'-terminated command with the script ``respond`` returns."""
-
-    def __init__(self, respond: Callable[[str], Script]) -> None:
-        self.respond = respond
-        self.received: list[str] = []
-        self._stop = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.05)
-        self.port = self._listener.getsockname()[1]
-        self._threads = [threading.Thread(target=self._accept, daemon=True)]
-        self._threads[0].start()
-
-    @property
-    def resource(self) -> str:
-        return f"TCPIP0::127.0.0.1::{self.port}::SOCKET"
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        conn.settimeout(0.05)
-        pending = b""
-        with conn:
-            while not self._stop.is_set():
-                try:
-                    chunk = conn.recv(65536)
-                except TimeoutError:
-                    continue
-                except OSError:
-                    return
-                if not chunk:
-                    return
-                pending += chunk
-                while b"\n" in pending:
-                    line, pending = pending.split(b"\n", 1)
-                    command = line.decode("latin-1").strip()
-                    self.received.append(command)
-                    if not self._play(conn, self.respond(command)):
-                        return
-
-    def _play(self, conn: socket.socket, script: Script) -> bool:
-        for step in script:
-            try:
-                if step is CLOSE:
-                    conn.shutdown(socket.SHUT_RDWR)
-                    return False
-                if isinstance(step, float):
-                    if self._stop.wait(step):
-                        return False
-                else:
-                    conn.sendall(step)
-            except OSError:
-                return False
-        return True
-
-    def close(self) -> None:
-        self._stop.set()
-        self._listener.close()
-        for thread in self._threads:
-            thread.join(timeout=2)
 
 
 def answering(data_script: Script) -> Callable[[str], Script]:

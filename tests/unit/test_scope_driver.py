@@ -6,7 +6,6 @@ The instruments are small scripted SCPI servers on 127.0.0.1 (port 0), some of t
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -20,79 +19,30 @@ from rig.errors import InstrumentError
 from rig.instruments import KeysightInfiniiVision, open_resource, open_scope, read_definite_block
 from rig.instruments.keysight import Preamble, configure_commands
 from rig.interfaces import AcquisitionSetup, ChannelSetup, InstrumentIdentity, Oscilloscope, TriggerSetup
+from tests.scripted_scpi import CLOSE, Script, ScriptedInstrument
 
 IDN = "KEYSIGHT TECHNOLOGIES,DSO-X 3034T,MY00000001,07.20.2017102614"
 SHORT_TIMEOUT_S = 0.3
 
 # A reply: bytes to send, None for silence, or a callable that does something to the connection.
-Reply = bytes | None | Callable[[socket.socket], None]
+Reply = bytes | Script | None  # None: no answer
 
 
 def block(data: bytes, digits: int = 8) -> bytes:
     return b"#%d%0*d" % (digits, digits, len(data)) + data + b"\n"
 
 
-class FakeScpiServer:
-    """Threaded TCP server: records each '\\n'-terminated command and sends what ``respond`` returns."""
+class FakeScpiServer(ScriptedInstrument):
+    """Records each '\\n'-terminated command and sends what ``reply_for`` returns (bytes, nothing, or a
+    script); tests may swap ``reply_for`` while it runs."""
 
-    def __init__(self, respond: Callable[[str], Reply]) -> None:
-        self.respond = respond
-        self.received: list[str] = []
-        self._stop = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.05)
-        self.port = self._listener.getsockname()[1]
-        self._threads = [threading.Thread(target=self._accept, daemon=True)]
-        self._threads[0].start()
+    def __init__(self, reply_for: Callable[[str], Reply]) -> None:
+        self.reply_for = reply_for
+        super().__init__(self._script)
 
-    @property
-    def resource(self) -> str:
-        return f"TCPIP0::127.0.0.1::{self.port}::SOCKET"
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        conn.settimeout(0.05)
-        pending = b""
-        with conn:
-            while not self._stop.is_set():
-                try:
-                    chunk = conn.recv(65536)
-                except TimeoutError:
-                    continue
-                except OSError:
-                    return
-                if not chunk:
-                    return
-                pending += chunk
-                while b"\n" in pending:
-                    line, pending = pending.split(b"\n", 1)
-                    command = line.decode("latin-1").strip()
-                    self.received.append(command)
-                    reply = self.respond(command)
-                    try:
-                        if isinstance(reply, bytes):
-                            conn.sendall(reply)
-                        elif reply is not None:
-                            reply(conn)
-                    except OSError:
-                        return
-
-    def close(self) -> None:
-        self._stop.set()
-        self._listener.close()
-        for thread in self._threads:
-            thread.join(timeout=2)
+    def _script(self, command: str) -> Script:
+        reply = self.reply_for(command)
+        return [] if reply is None else [reply] if isinstance(reply, bytes) else reply
 
 
 class FakeKeysight:
@@ -437,10 +387,10 @@ def test_single_timeout_on_a_dead_scope_makes_the_driver_unusable(
     try:
         scope.identity()
         fake.opc_reply = None
-        server.respond = lambda _command: None  # hangs for good
+        server.reply_for = lambda _command: None  # hangs for good
         with pytest.raises(InstrumentError, match="driver now unusable"):
             scope.single(timeout_s=0.2)
-        server.respond = fake
+        server.reply_for = fake
         with pytest.raises(InstrumentError, match="unusable") as info:
             scope.read_waveform(1)
         _assert_names(info.value, server.resource, ":WAVeform:SOURce CHANnel1")
@@ -470,19 +420,12 @@ def test_bad_preamble(keysight: tuple[FakeKeysight, FakeScpiServer], preamble: s
     _assert_names(info.value, server.resource, ":WAVeform:PREamble?")
 
 
-def _stall_after(data: bytes) -> Callable[[socket.socket], None]:
-    def send(conn: socket.socket) -> None:
-        conn.sendall(data)  # and then nothing more
-
-    return send
+def _stall_after(data: bytes) -> Script:
+    return [data]  # and then nothing more
 
 
-def _close_after(data: bytes) -> Callable[[socket.socket], None]:
-    def send(conn: socket.socket) -> None:
-        conn.sendall(data)
-        conn.shutdown(socket.SHUT_RDWR)
-
-    return send
+def _close_after(data: bytes) -> Script:
+    return [data, CLOSE]
 
 
 SIX = bytes([0, 10, 128, 255, 10, 10])
