@@ -1,13 +1,23 @@
 """The IEEE 488.2 pieces every emulated instrument serves the same way: the status registers (error queue,
-ESR, ESE, SRE) and the common commands that read and set them, the per-connection session, and two
-handler helpers. The families (keysight, rigol) add *IDN?, *RST, *CLS, *OPC and their command trees."""
+ESR, ESE, SRE) and the common commands that read and set them, executing one program message at a time,
+the per-connection session, and two handler helpers. The families (keysight, rigol) add *IDN?, *RST,
+*CLS, *OPC and their command trees."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from typing import Any, Protocol
 
-from simulator.instruments.scpi import Call, CommandTree, ErrorQueue, ScpiError, esr_bit_for, format_error, parse_int
+from simulator.instruments.scpi import (
+    Call,
+    CommandTree,
+    ErrorQueue,
+    ScpiError,
+    ScpiExecutor,
+    esr_bit_for,
+    format_error,
+    parse_int,
+)
 
 
 def no_args(c: Call) -> None:
@@ -25,11 +35,16 @@ def query(reply: Callable[[Call], str]) -> Callable[[Call], str]:
     return handler
 
 
-class StatusRegisters:
-    """The IEEE 488.2 status model: the error queue and the event status (ESR), its enable (ESE) and the
-    service request enable (SRE). A family defines ``_stb`` (its status byte)."""
+class EmulatedInstrument:
+    """What every emulated instrument keeps and does the same way: the IEEE 488.2 status model (the error
+    queue and the event status (ESR), its enable (ESE) and the service request enable (SRE)), one program
+    message at a time under ``lock``, and a session per connection. A family sets ``_executor`` (its
+    command tree) and defines ``_stb`` (its status byte) and ``_service`` (catching up with bench time)."""
+
+    _executor: ScpiExecutor
 
     def __init__(self) -> None:
+        self.lock = threading.RLock()
         self.errors = ErrorQueue()
         self._esr = 0
         self._ese = 0
@@ -43,8 +58,24 @@ class StatusRegisters:
     def _stb(self) -> int:
         raise NotImplementedError
 
+    def _service(self) -> None:
+        """Before each program message: let the instrument catch up (e.g. a pending acquisition)."""
 
-def status_commands(instrument: StatusRegisters, t: CommandTree, *, integer: Callable[[int], str] = str,
+    def execute(self, message: bytes | str) -> bytes:
+        """Run one newline-terminated program message; the reply (with its ``\\n``) or b''."""
+        with self.lock:
+            try:
+                self._service()
+            except Exception:  # the bench misbehaved; keep serving
+                self._report(-200)
+            return self._executor.execute(message)
+
+    def session(self) -> InstrumentSession:
+        """A per-connection handler (the ``handler_factory`` for the SCPI socket and VXI-11 servers)."""
+        return InstrumentSession(self)
+
+
+def status_commands(instrument: EmulatedInstrument, t: CommandTree, *, integer: Callable[[int], str] = str,
                     error: Callable[[int, str], str] = format_error) -> None:
     """*ESR?, *ESE(?), *SRE(?), *STB?, *TST? and :SYSTem:ERRor?; ``integer`` and ``error`` format the replies
     as the family does (e.g. InfiniiVision's explicit sign)."""
@@ -77,20 +108,10 @@ def status_commands(instrument: StatusRegisters, t: CommandTree, *, integer: Cal
     t.add(":SYSTem:ERRor[:NEXT]?", syst_err)
 
 
-class SharedInstrument(Protocol):
-    """An emulated instrument every connection shares: one program message at a time under ``lock``."""
-
-    lock: Any  # a threading.RLock
-
-    def execute(self, message: bytes | str) -> bytes: ...
-
-    def _stb(self) -> int: ...
-
-
 class InstrumentSession:
     """One connection's view of the shared instrument (the ``handler_factory`` product for the servers)."""
 
-    def __init__(self, instrument: SharedInstrument) -> None:
+    def __init__(self, instrument: EmulatedInstrument) -> None:
         self.instrument = instrument
 
     def handle(self, line: bytes) -> bytes:

@@ -16,7 +16,6 @@ bench time has elapsed meanwhile).
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -24,7 +23,7 @@ import numpy as np
 
 from simulator.instruments import render
 from simulator.instruments.host import ScopeHost
-from simulator.instruments.ieee488 import InstrumentSession, StatusRegisters, no_args, query, status_commands
+from simulator.instruments.ieee488 import EmulatedInstrument, InstrumentSession, no_args, query, status_commands
 from simulator.instruments.render import EdgeTrigger, FrontEnd, RecordGeometry
 from simulator.instruments.scope_model import ScopeModel, load_scope_model
 from simulator.instruments.scpi import ESR_OPC as _ESR_OPC
@@ -134,7 +133,7 @@ class Pending:
     auto_deadline_s: float | None = None  # AUTO sweep: acquire untriggered once bench time passes this
 
 
-class KeysightInfiniiVision(StatusRegisters):
+class KeysightInfiniiVision(EmulatedInstrument):
     """The instrument: one shared state for every connection.
 
     ``host`` is the bench (clock, wiring, seeded randomness); ``model`` the fixture
@@ -164,7 +163,6 @@ class KeysightInfiniiVision(StatusRegisters):
         self.search_horizon_s = search_horizon_s
         self.search_chunk_s = search_chunk_s
         self.trigger_search_step_s = trigger_search_step_s
-        self.lock = threading.RLock()
         self.settings = Settings.default(self.model)
         self.acquisition: Acquisition | None = None
         self.pending: Pending | None = None
@@ -181,19 +179,6 @@ class KeysightInfiniiVision(StatusRegisters):
     def idn(self) -> str:
         i = self.model.identity
         return f"{i.manufacturer},{i.model},{self.serial},{i.firmware}"
-
-    def execute(self, message: bytes | str) -> bytes:
-        """Run one newline-terminated program message; the reply (with its ``\\n``) or b''."""
-        with self.lock:
-            try:
-                self._service_pending()
-            except Exception:  # the bench misbehaved; keep serving
-                self._report(-200)
-            return self._executor.execute(message)
-
-    def session(self) -> ScopeSession:
-        """A per-connection handler (the ``handler_factory`` for ScpiSocketServer)."""
-        return ScopeSession(self)
 
     # ---------------------------------------------------------------- status
 
@@ -268,7 +253,7 @@ class KeysightInfiniiVision(StatusRegisters):
         else:
             self.pending = Pending(kind, plan, searched_to)
 
-    def _service_pending(self) -> None:
+    def _service(self) -> None:
         """An armed acquisition looks for its trigger in the bench time that elapsed meanwhile."""
         p = self.pending
         if p is None:

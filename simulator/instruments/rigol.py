@@ -33,7 +33,6 @@ Time is the bench's, and it advances only while the client waits:
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -41,7 +40,7 @@ import numpy as np
 
 from simulator.instruments import render
 from simulator.instruments.host import ScopeHost
-from simulator.instruments.ieee488 import InstrumentSession, StatusRegisters, no_args, query, status_commands
+from simulator.instruments.ieee488 import EmulatedInstrument, no_args, query, status_commands
 from simulator.instruments.render import EdgeTrigger, FrontEnd, RecordGeometry
 from simulator.instruments.scope_model import RIGOL_DS1104Z_MODEL_PATH, ScopeModel, ScreenCodes, load_scope_model
 from simulator.instruments.scpi import (
@@ -201,7 +200,7 @@ class _NoData(ScpiError):
         super().__init__(-222, detail)
 
 
-class RigolDS1000Z(StatusRegisters):
+class RigolDS1000Z(EmulatedInstrument):
     """The instrument: one shared state for every connection.
 
     ``host`` is the bench; ``model`` the fixture (default ``fixtures/instruments/rigol_ds1104z.yaml``;
@@ -235,7 +234,6 @@ class RigolDS1000Z(StatusRegisters):
         self.poll_wait_s = poll_wait_s
         self.search_chunk_s = search_chunk_s
         self.trigger_search_step_s = trigger_search_step_s
-        self.lock = threading.RLock()
         self.settings = Settings.default(self.model, self.codes)
         self.acquisition: Acquisition | None = None
         self.armed: Armed | None = None
@@ -251,19 +249,6 @@ class RigolDS1000Z(StatusRegisters):
     def idn(self) -> str:
         i = self.model.identity
         return f"{i.manufacturer},{i.model},{self.serial},{i.firmware}"
-
-    def execute(self, message: bytes | str) -> bytes:
-        """Run one newline-terminated program message; the reply (with its ``\\n``) or b''."""
-        with self.lock:
-            try:
-                self._service()
-            except Exception:  # the bench misbehaved; keep serving
-                self._report(-200)
-            return self._executor.execute(message)
-
-    def session(self) -> InstrumentSession:
-        """A per-connection handler (the ``handler_factory`` for ScpiSocketServer)."""
-        return InstrumentSession(self)
 
     def reset(self) -> None:
         """*RST: Default Setup, running; the error queue and status registers are left alone."""
